@@ -1,0 +1,326 @@
+r"""Linear operators with an algebra, and the physics contract :math:`y = \mathcal{N}(A x)`.
+
+A ``LinearOperator`` is a physics object: it holds the linear forward operator :math:`A` and,
+optionally, a noise model. ``physics(x, generator=None)`` returns a noisy measurement
+:math:`y = \mathcal{N}(Ax)`; ``A``, ``A_adjoint``, ``A_dagger`` and ``normal`` give the linear algebra.
+
+Operators form an algebra in the style of sigpy's ``Linop``: ``op.H`` is an operator (the adjoint),
+``A @ B`` composes (``(A @ B).H == B.H @ A.H``), ``A + B`` adds and ``c * A`` scales. Public methods
+validate shapes and dtypes and raise errors that name the operator; subclasses implement the small
+private hooks ``_A``, ``_A_adjoint`` and optionally ``_A_dagger``, ``_normal``, ``_check_x``,
+``_check_y`` and ``_restrict``. Parameters (masks, kernels, angles) are constructor arguments and are
+never changed by ``A`` or ``forward``.
+
+Example:
+    >>> import torch
+    >>> from selfinv.physics import Inpainting
+    >>> from selfinv.noise import Gaussian
+    >>> mask = (torch.rand(1, 1, 8, 8, generator=torch.Generator().manual_seed(0)) > 0.5).float()
+    >>> physics = Inpainting(mask, noise=Gaussian(0.1))
+    >>> x = torch.rand(2, 1, 8, 8)
+    >>> y = physics(x, generator=torch.Generator().manual_seed(1))
+    >>> bool(torch.all(y[:, :, mask[0, 0] == 0] == 0))    # nothing is measured off the mask
+    True
+    >>> torch.allclose(physics.A(physics.A_dagger(y)), physics.A(physics.A_dagger(physics.A(y))))
+    True
+"""
+
+from __future__ import annotations
+
+import copy
+import numbers
+
+import torch
+
+from selfinv._batched import PerSample
+from selfinv.noise import NoiseModel
+
+
+class LinearOperator(PerSample):
+    """Base class of every forward operator (and thus of every physics object).
+
+    Args:
+        noise: the noise model applied by ``forward``; ``None`` means noiseless measurements.
+    """
+
+    #: True for operators whose image and measurement domains are complex (MRI), False for real ones,
+    #: None for operators that accept both (denoising)
+    is_complex: bool | None = False
+    #: True when ``A_dagger`` is an exact pseudo-inverse (A A† A = A holds to rounding)
+    exact_dagger: bool = False
+
+    def __init__(self, noise: NoiseModel | None = None) -> None:
+        super().__init__()
+        if noise is not None and not isinstance(noise, NoiseModel):
+            raise ValueError(f"{type(self).__name__}: noise must be a selfinv.noise model or None, got {type(noise).__name__}")
+        self.register_module("noise", noise)
+
+    # ------------------------------------------------------------------ public API
+    def A(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the forward operator :math:`A x`."""
+        self._validate(x, "x", self._check_x)
+        return self._A(x)
+
+    def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """Apply the adjoint :math:`A^H y`."""
+        self._validate(y, "y", self._check_y)
+        return self._A_adjoint(y)
+
+    def A_dagger(self, y: torch.Tensor, tol: float = 1e-6, max_iter: int = 200) -> torch.Tensor:
+        """Apply the pseudo-inverse :math:`A^\\dagger y`.
+
+        A closed form where the operator has one; otherwise the minimum-norm least-squares solution by
+        conjugate gradient on the normal equations, started at zero (``tol`` is the relative residual
+        of :math:`A^H A x = A^H y`, ``max_iter`` the iteration cap).
+        """
+        self._validate(y, "y", self._check_y)
+        return self._A_dagger(y, tol, max_iter)
+
+    def normal(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the normal operator :math:`A^H A x`."""
+        self._validate(x, "x", self._check_x)
+        return self._normal(x)
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Simulate a measurement :math:`y = \\mathcal{N}(A x)` (noiseless when ``noise`` is None)."""
+        z = self.A(x)
+        if self.noise is None:
+            return z
+        return self._restrict(self.noise(z, generator))
+
+    @property
+    def H(self) -> LinearOperator:
+        """The adjoint operator (``A.H.A == A.A_adjoint``)."""
+        return Adjoint(self)
+
+    def with_noise(self, noise: NoiseModel | None) -> LinearOperator:
+        """The same operator with another noise model (the original is untouched)."""
+        new = self._shallow_copy()
+        new._modules["noise"] = noise
+        return new
+
+    # ------------------------------------------------------------------ algebra
+    def __matmul__(self, other: LinearOperator) -> LinearOperator:
+        if not isinstance(other, LinearOperator):
+            return NotImplemented
+        return Compose([self, other])
+
+    def __add__(self, other: LinearOperator) -> LinearOperator:
+        if not isinstance(other, LinearOperator):
+            return NotImplemented
+        return Sum([self, other])
+
+    def __mul__(self, scalar: numbers.Number) -> LinearOperator:
+        if not isinstance(scalar, numbers.Number) or isinstance(scalar, bool):
+            return NotImplemented
+        return Scaled(self, scalar)
+
+    __rmul__ = __mul__
+
+    # ------------------------------------------------------------------ hooks
+    def _A(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _A_dagger(self, y: torch.Tensor, tol: float, max_iter: int) -> torch.Tensor:
+        return cg_dagger(self, y, tol=tol, max_iter=max_iter)
+
+    def _normal(self, x: torch.Tensor) -> torch.Tensor:
+        return self._A_adjoint(self._A(x))
+
+    def _check_x(self, x: torch.Tensor) -> None:
+        """Raise ValueError if x is not a valid input (shape, size)."""
+
+    def _check_y(self, y: torch.Tensor) -> None:
+        """Raise ValueError if y is not a valid measurement (shape, size)."""
+
+    def _restrict(self, y: torch.Tensor) -> torch.Tensor:
+        """Zero what is not measured after noise (masked operators zero-fill their measurements)."""
+        return y
+
+    # ------------------------------------------------------------------ helpers
+    def _validate(self, t: torch.Tensor, name: str, check) -> None:
+        op = type(self).__name__
+        if not isinstance(t, torch.Tensor):
+            raise ValueError(f"{op}: {name} must be a torch.Tensor, got {type(t).__name__}")
+        if t.ndim < 2:
+            raise ValueError(f"{op}: {name} must be batched (B, ...), got shape {tuple(t.shape)}")
+        if self.is_complex is True and not t.is_complex():
+            raise ValueError(
+                f"{op}: {name} must be complex ({name}.dtype is {t.dtype}); "
+                "convert 2-channel real data with selfinv.physics.channels_to_complex"
+            )
+        if self.is_complex is False and t.is_complex():
+            raise ValueError(
+                f"{op}: {name} must be real ({name}.dtype is {t.dtype}); "
+                "convert complex data with selfinv.physics.complex_to_channels"
+            )
+        if not (t.is_floating_point() or t.is_complex()):
+            raise ValueError(f"{op}: {name} must be a floating-point tensor, got {t.dtype}")
+        self._check_batch(t.shape[0], name)
+        check(t)
+
+    def _shallow_copy(self) -> LinearOperator:
+        new = copy.copy(self)
+        new._buffers = dict(self._buffers)
+        new._parameters = dict(self._parameters)
+        new._modules = dict(self._modules)
+        return new
+
+    def _shape_error(self, name: str, t: torch.Tensor, expected: str) -> ValueError:
+        return ValueError(f"{type(self).__name__}: {name} has shape {tuple(t.shape)}, expected {expected}")
+
+
+# ---------------------------------------------------------------------- the algebra
+class Adjoint(LinearOperator):
+    """The adjoint :math:`A^H` of an operator, as an operator (noiseless)."""
+
+    def __init__(self, op: LinearOperator) -> None:
+        super().__init__(noise=None)
+        self.op = op
+        self.is_complex = op.is_complex
+
+    def _A(self, x):
+        return self.op._A_adjoint(x)
+
+    def _A_adjoint(self, y):
+        return self.op._A(y)
+
+    def _check_x(self, x):
+        self.op._check_y(x)
+
+    def _check_y(self, y):
+        self.op._check_x(y)
+
+    @property
+    def H(self) -> LinearOperator:
+        return self.op
+
+
+class Compose(LinearOperator):
+    """The composition :math:`A_1 A_2 \\cdots A_k` (applied right to left); its adjoint reverses the order.
+
+    The noise model of the composition is that of the leftmost operator, the one acting last.
+    """
+
+    def __init__(self, ops: list[LinearOperator]) -> None:
+        flat: list[LinearOperator] = []
+        for op in ops:
+            flat.extend(op.ops if isinstance(op, Compose) else [op])
+        super().__init__(noise=flat[0].noise)
+        kinds = [op.is_complex for op in reversed(flat) if op.is_complex is not None]
+        self.is_complex = kinds[0] if kinds else None  # the input domain; every factor validates its own input
+        self.ops = torch.nn.ModuleList([op.with_noise(None) for op in flat])
+
+    def _validate(self, t, name, check):
+        if not isinstance(t, torch.Tensor):
+            raise ValueError(f"Compose: {name} must be a torch.Tensor, got {type(t).__name__}")
+        self._check_batch(t.shape[0], name)  # dtypes and shapes are checked by each factor
+
+    def _A(self, x):
+        for op in reversed(self.ops):
+            x = op.A(x)
+        return x
+
+    def _A_adjoint(self, y):
+        for op in self.ops:
+            y = op.A_adjoint(y)
+        return y
+
+    def _restrict(self, y):
+        return self.ops[0]._restrict(y)
+
+    @property
+    def H(self) -> LinearOperator:
+        return Compose([op.H for op in reversed(self.ops)])
+
+
+class Sum(LinearOperator):
+    """The sum :math:`A_1 + \\dots + A_k` of operators with the same domains (noiseless)."""
+
+    def __init__(self, ops: list[LinearOperator]) -> None:
+        super().__init__(noise=None)
+        self.ops = torch.nn.ModuleList(ops)
+        self.is_complex = ops[0].is_complex
+
+    def _A(self, x):
+        return sum(op.A(x) for op in self.ops)
+
+    def _A_adjoint(self, y):
+        return sum(op.A_adjoint(y) for op in self.ops)
+
+    @property
+    def H(self) -> LinearOperator:
+        return Sum([op.H for op in self.ops])
+
+
+class Scaled(LinearOperator):
+    """A scalar multiple :math:`c A`; the adjoint is :math:`\\bar c A^H`."""
+
+    def __init__(self, op: LinearOperator, scalar: numbers.Number) -> None:
+        super().__init__(noise=op.noise)
+        self.op = op.with_noise(None)
+        self.scalar = scalar
+        self.is_complex = op.is_complex
+        self.exact_dagger = op.exact_dagger and scalar != 0
+
+    def _A(self, x):
+        return self.scalar * self.op._A(x)
+
+    def _A_adjoint(self, y):
+        return self.scalar.conjugate() * self.op._A_adjoint(y)
+
+    def _A_dagger(self, y, tol, max_iter):
+        if self.scalar == 0:
+            return torch.zeros_like(self.op._A_adjoint(y))
+        return self.op._A_dagger(y, tol, max_iter) / self.scalar
+
+    def _check_x(self, x):
+        self.op._check_x(x)
+
+    def _check_y(self, y):
+        self.op._check_y(y)
+
+    def _restrict(self, y):
+        return self.op._restrict(y)
+
+
+# ---------------------------------------------------------------------- solvers
+def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-sample real inner product Re<a, b> (shape (B,))."""
+    return (a.conj() * b).real.flatten(1).sum(1) if a.is_complex() else (a * b).flatten(1).sum(1)
+
+
+def _bcast(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return v.reshape(-1, *([1] * (like.ndim - 1)))
+
+
+def cg_dagger(op: LinearOperator, y: torch.Tensor, tol: float = 1e-6, max_iter: int = 200) -> torch.Tensor:
+    r"""Minimum-norm least-squares solution of :math:`\min_x \|Ax - y\|` for every sample of a batch.
+
+    Conjugate gradient on :math:`A^H A x = A^H y` from :math:`x_0 = 0`: the iterates stay in the range
+    of :math:`A^H`, so the limit is :math:`A^\dagger y`. The batch is solved at once with per-sample
+    step sizes; a sample stops updating once its residual is below ``tol`` times :math:`\|A^H y\|`.
+    """
+    b = op._A_adjoint(y)
+    x = torch.zeros_like(b)
+    r = b.clone()
+    p = r.clone()
+    rs = _dot(r, r)
+    stop = (tol**2) * rs.clamp_min(torch.finfo(rs.dtype).tiny)
+    for _ in range(max_iter):
+        active = rs > stop
+        if not bool(active.any()):
+            break
+        Ap = op._normal(p)
+        pAp = _dot(p, Ap)
+        alpha = torch.where(active & (pAp > 0), rs / torch.where(pAp > 0, pAp, torch.ones_like(pAp)), torch.zeros_like(rs))
+        x = x + _bcast(alpha, x).to(x.dtype) * p
+        r = r - _bcast(alpha, r).to(r.dtype) * Ap
+        rs_new = _dot(r, r)
+        beta = torch.where(active, rs_new / torch.where(rs > 0, rs, torch.ones_like(rs)), torch.zeros_like(rs))
+        p = r + _bcast(beta, p).to(p.dtype) * p
+        rs = torch.where(active, rs_new, rs)
+    return x
