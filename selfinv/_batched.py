@@ -24,13 +24,12 @@ class PerSample(nn.Module):
     def batch_size(self) -> int | None:
         """The number of samples the per-sample parameters describe, or ``None`` if all are shared."""
         sizes = set()
-        for name in self._per_sample:
-            t = getattr(self, name, None)
-            if isinstance(t, torch.Tensor) and t.ndim > 0 and t.shape[0] != 1:
-                sizes.add(int(t.shape[0]))
-        for child in self.children():
-            if isinstance(child, PerSample) and child.batch_size is not None:
-                sizes.add(child.batch_size)
+        for module in self.modules():  # self and every descendant (composed operators, noise models)
+            if isinstance(module, PerSample):
+                for name in module._per_sample:
+                    t = module._buffers.get(name)
+                    if t is not None and t.ndim > 0 and t.shape[0] != 1:
+                        sizes.add(int(t.shape[0]))
         if len(sizes) > 1:
             raise ValueError(f"{type(self).__name__}: per-sample parameters disagree on the batch size: {sorted(sizes)}")
         return sizes.pop() if sizes else None
@@ -55,9 +54,19 @@ class PerSample(nn.Module):
             if t is not None and t.ndim > 0 and t.shape[0] != 1:
                 new._buffers[name] = t[index]
         for name, child in self._modules.items():
-            if isinstance(child, PerSample):
-                new._modules[name] = child.select(index)
+            new._modules[name] = _select(child, index)
         return new
+
+
+def _select(module: nn.Module | None, index) -> nn.Module | None:
+    """Select samples in a module, recursing through plain containers such as ModuleList."""
+    if module is None or isinstance(module, PerSample):
+        return module.select(index) if module is not None else None
+    if not any(isinstance(m, PerSample) for m in module.modules()):
+        return module
+    new = copy.copy(module)
+    new._modules = {k: _select(v, index) for k, v in module._modules.items()}
+    return new
 
 
 def as_param(value: float | torch.Tensor, name: str, owner: str) -> torch.Tensor:

@@ -1,24 +1,64 @@
 """Forward operators (each one a physics object: linear operator + noise model) and their samplers."""
 
 from selfinv.physics.base import Adjoint, Compose, LinearOperator, Scaled, Sum, cg_dagger
+from selfinv.physics.blur import Blur, BlurKernelSampler, box_kernel, gaussian_kernel, motion_kernel
+from selfinv.physics.compressed_sensing import CompressedSensing, dct, idct
+from selfinv.physics.demosaicing import Demosaicing
 from selfinv.physics.denoising import Denoising
 from selfinv.physics.inpainting import Inpainting
 from selfinv.physics.matrix import Matrix
 from selfinv.physics.mri import MRI, channels_to_complex, complex_to_channels, fft2c, ifft2c
+from selfinv.physics.samplers import BernoulliMaskSampler, BlockMaskSampler, MRIMaskSampler
+from selfinv.physics.tomography import Tomography
+
+#: every operator by config name (the CLI and the contract tests read this)
+OPERATORS: dict[str, type[LinearOperator]] = {
+    "denoising": Denoising,
+    "inpainting": Inpainting,
+    "mri": MRI,
+    "tomography": Tomography,
+    "blur": Blur,
+    "compressed_sensing": CompressedSensing,
+    "demosaicing": Demosaicing,
+    "matrix": Matrix,
+}
+
+#: random operator families by config name
+SAMPLERS = {
+    "bernoulli_mask": BernoulliMaskSampler,
+    "block_mask": BlockMaskSampler,
+    "mri_mask": MRIMaskSampler,
+    "blur_kernel": BlurKernelSampler,
+}
 
 __all__ = [
     "MRI",
+    "OPERATORS",
+    "SAMPLERS",
     "Adjoint",
+    "BernoulliMaskSampler",
+    "BlockMaskSampler",
+    "Blur",
+    "BlurKernelSampler",
     "Compose",
+    "CompressedSensing",
+    "Demosaicing",
     "Denoising",
     "Inpainting",
     "LinearOperator",
     "Matrix",
+    "MRIMaskSampler",
     "Scaled",
     "Sum",
+    "Tomography",
+    "box_kernel",
     "cg_dagger",
     "channels_to_complex",
     "complex_to_channels",
+    "dct",
     "fft2c",
+    "gaussian_kernel",
+    "idct",
     "ifft2c",
+    "motion_kernel",
 ]

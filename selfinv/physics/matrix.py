@@ -23,9 +23,9 @@ class Matrix(LinearOperator):
     Example:
         >>> import torch
         >>> from selfinv.physics import Matrix
-        >>> op = Matrix(torch.tensor([[1.0, 1.0]]))
-        >>> op.A_dagger(torch.tensor([[2.0]]))
-        tensor([[1., 1.]])
+        >>> op = Matrix(torch.tensor([[1.0, 1.0]], dtype=torch.float64))
+        >>> op.A_dagger(torch.tensor([[2.0]], dtype=torch.float64)).round(decimals=12)  # min-norm solution
+        tensor([[1., 1.]], dtype=torch.float64)
     """
 
     _per_sample = ("matrix", "pinv")

@@ -1,0 +1,122 @@
+"""The registry of every operator for the contract tests: one entry per operator.
+
+Each case builds an operator and a valid input for a batch size, real dtype and generator.
+``per_sample=True`` asks for per-sample operator parameters where the operator has them (and always
+per-sample noise parameters), so the batch tests see parameters that really differ per sample.
+A new operator adds one entry here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from selfinv.noise import Gaussian, NoiseModel
+
+
+def _cplx(dtype: torch.dtype) -> torch.dtype:
+    return torch.complex128 if dtype == torch.float64 else torch.complex64
+
+
+def _noise(batch: int, per_sample: bool, g: torch.Generator) -> NoiseModel:
+    if per_sample:
+        return Gaussian(0.05 + 0.1 * torch.rand(batch, generator=g, dtype=torch.float64))
+    return Gaussian(0.1)
+
+
+@dataclass(frozen=True)
+class Case:
+    build: Callable[[int, bool, torch.dtype, torch.Generator], tuple]
+    #: whether the operator has per-sample parameters of its own (not just noise)
+    per_sample_params: bool = True
+    #: whether A(x)'s per-sample shape is tied to the operator (so a wrong x shape must raise)
+    shape_checked: bool = True
+    #: relative accuracy expected of A A† y = y for y in the range of A (exact ops are tested to rounding)
+    dagger_rtol: float = 1e-8
+
+
+def _denoising(b, per_sample, dtype, g):
+    from selfinv.physics import Denoising
+
+    return Denoising(noise=_noise(b, per_sample, g)), torch.rand(b, 2, 6, 5, generator=g, dtype=dtype)
+
+
+def _inpainting(b, per_sample, dtype, g):
+    from selfinv.physics import Inpainting
+
+    mask = (torch.rand(b if per_sample else 1, 1, 6, 5, generator=g) > 0.4).float()
+    return Inpainting(mask, noise=_noise(b, per_sample, g)), torch.rand(b, 3, 6, 5, generator=g, dtype=dtype)
+
+
+def _mri(b, per_sample, dtype, g):
+    from selfinv.physics.samplers import MRIMaskSampler
+
+    op = MRIMaskSampler((8, 10), acceleration=2, center_fraction=0.2)(b if per_sample else 1, generator=g)
+    op = op.with_noise(_noise(b, per_sample, g))
+    return op, torch.randn(b, 1, 8, 10, generator=g, dtype=_cplx(dtype))
+
+
+def _tomography(b, per_sample, dtype, g):
+    from selfinv.physics.tomography import Tomography
+
+    return Tomography(7, 9, noise=_noise(b, per_sample, g)), torch.rand(b, 1, 9, 9, generator=g, dtype=dtype)
+
+
+def _blur(b, per_sample, dtype, g):
+    from selfinv.physics.blur import Blur, BlurKernelSampler
+
+    kernel = BlurKernelSampler("gaussian", size=3).sample(b if per_sample else 1, generator=g)
+    return Blur(kernel, noise=_noise(b, per_sample, g)), torch.rand(b, 2, 7, 6, generator=g, dtype=dtype)
+
+
+def _cs_gaussian(b, per_sample, dtype, g):
+    from selfinv.physics.compressed_sensing import CompressedSensing
+
+    op = CompressedSensing(20, (1, 6, 6), kind="gaussian", generator=g, noise=_noise(b, per_sample, g))
+    return op, torch.rand(b, 1, 6, 6, generator=g, dtype=dtype)
+
+
+def _cs_structured(b, per_sample, dtype, g):
+    from selfinv.physics.compressed_sensing import CompressedSensing
+
+    op = CompressedSensing(15, (2, 5, 4), kind="structured", generator=g, noise=_noise(b, per_sample, g))
+    return op, torch.rand(b, 2, 5, 4, generator=g, dtype=dtype)
+
+
+def _demosaicing(b, per_sample, dtype, g):
+    from selfinv.physics.demosaicing import Demosaicing
+
+    return Demosaicing("RGGB", noise=_noise(b, per_sample, g)), torch.rand(b, 3, 5, 6, generator=g, dtype=dtype)
+
+
+def _matrix(b, per_sample, dtype, g):
+    from selfinv.physics import Matrix
+
+    a = torch.randn(b if per_sample else 1, 4, 7, generator=g, dtype=torch.float64)
+    a[..., 3, :] = a[..., 0, :] + a[..., 1, :]  # rank-deficient on purpose
+    return Matrix(a, in_shape=(7,), noise=_noise(b, per_sample, g)), torch.rand(b, 7, generator=g, dtype=dtype)
+
+
+def _composed(b, per_sample, dtype, g):
+    from selfinv.physics import Inpainting
+    from selfinv.physics.blur import Blur, gaussian_kernel
+
+    mask = (torch.rand(b if per_sample else 1, 1, 6, 6, generator=g) > 0.3).float()
+    op = Inpainting(mask, noise=_noise(b, per_sample, g)) @ Blur(gaussian_kernel(0.8, size=3))
+    return op, torch.rand(b, 1, 6, 6, generator=g, dtype=dtype)
+
+
+OPERATOR_CASES: dict[str, Case] = {
+    "denoising": Case(_denoising, per_sample_params=False, shape_checked=False),
+    "inpainting": Case(_inpainting),
+    "mri": Case(_mri),
+    "tomography": Case(_tomography, per_sample_params=False, dagger_rtol=1e-3),
+    "blur": Case(_blur, shape_checked=False, dagger_rtol=1e-4),  # any image at least as large as the kernel is valid
+    "cs_gaussian": Case(_cs_gaussian, per_sample_params=False),
+    "cs_structured": Case(_cs_structured, per_sample_params=False),
+    "demosaicing": Case(_demosaicing, per_sample_params=False, shape_checked=False),  # any H, W
+    "matrix": Case(_matrix),
+    "inpainting@blur": Case(_composed, dagger_rtol=1e-4),
+}
