@@ -1,0 +1,231 @@
+r"""The loss contract, loss algebra and the registry of loss properties (the tutorial's summary table).
+
+A loss is a ``torch.nn.Module`` called as ``loss(y, physics, model, x=None, y2=None, generator=None)``
+and returns a scalar (mean over the batch) that is differentiable in the model's parameters.
+
+* ``model(y, physics) -> x_hat`` is any callable;
+* noise parameters always come from ``physics.noise`` (per-sample σ/gain allowed), never from a copy
+  held by the loss; a loss that cannot handle the noise model raises a ``ValueError``;
+* ``x`` is read only by :class:`~selfinv.losses.Supervised`, ``y2`` only by Noise2Noise;
+* ``generator`` drives every random draw of the loss (recorruptions, masks, probes), so a validation
+  pass with a seeded generator is reproducible; ``None`` uses PyTorch's default generator;
+* losses add and scale (``loss_a + 0.1 * loss_b``), and the terms of a sum that need
+  :math:`f(y)` share one evaluation of it (:attr:`LossContext.x_hat`);
+* ``loss.test_model(model)`` is the estimator to use at test time (the model itself unless the method
+  says otherwise: R2R averages over recorruptions, Noise2Self can average J-invariant passes);
+* learned state (the UNSURE multiplier) is in the loss's ``state_dict`` and changes only in training
+  mode.
+
+Each loss class carries a :class:`LossInfo` (network evaluations at train and test time, whether it
+needs pairs, MMSE-optimality, which unknown noise it tolerates, the noise models it supports, whether
+it works for A ≠ I). :data:`LOSSES` maps config names to classes; code (the advisor, the docs, the
+call-counting test) reads the properties from there.
+
+Example:
+    >>> import torch
+    >>> from selfinv.losses import MC, Supervised
+    >>> from selfinv.physics import Denoising
+    >>> from selfinv.noise import Gaussian
+    >>> physics = Denoising(noise=Gaussian(0.1))
+    >>> model = lambda y, physics: 0.5 * y
+    >>> x = torch.rand(2, 1, 4, 4); y = physics(x, generator=torch.Generator().manual_seed(0))
+    >>> loss = Supervised() + 0.5 * MC()
+    >>> float(loss(y, physics, model, x=x)) == float(Supervised()(y, physics, model, x=x) + 0.5 * MC()(y, physics, model))
+    True
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from selfinv._batched import broadcast_param
+from selfinv.noise import NoiseModel
+from selfinv.physics.base import LinearOperator
+
+Model = Callable[[torch.Tensor, LinearOperator], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class LossInfo:
+    """The properties of a loss, as in the tutorial's summary table (part 2) plus what code needs."""
+
+    #: network evaluations per training step
+    train_evals: int
+    #: network evaluations of the test-time estimator (``">1"`` for averaged estimators)
+    test_evals: int | str
+    #: works from a single measurement of each x (False: needs pairs y, y2)
+    single_y: bool
+    #: the minimiser of its expected value is the MMSE estimator E[x | y]
+    mmse_optimal: bool
+    #: tolerates unknown separable (pixel-wise independent) noise
+    unknown_separable_noise: bool
+    #: tolerates unknown coloured (spatially correlated) noise
+    unknown_coloured_noise: bool
+    #: the noise models it supports; ``None`` means any (it does not read the noise model)
+    noise_models: tuple[type[NoiseModel], ...] | None
+    #: works for A ≠ I (estimates a measurement-domain risk or enforces consistency with A)
+    general_operator: bool
+    #: where the method comes from
+    reference: str
+    #: needs ground truth x (only the supervised reference)
+    needs_ground_truth: bool = False
+
+
+class LossContext:
+    """One evaluation of a (possibly combined) loss: the inputs and the shared model output f(y)."""
+
+    def __init__(
+        self,
+        y: torch.Tensor,
+        physics: LinearOperator,
+        model: Model,
+        x: torch.Tensor | None,
+        y2: torch.Tensor | None,
+        generator: torch.Generator | None,
+    ) -> None:
+        self.y, self.physics, self.model, self.x, self.y2, self.generator = y, physics, model, x, y2, generator
+        self._x_hat: torch.Tensor | None = None
+
+    @property
+    def x_hat(self) -> torch.Tensor:
+        """:math:`\\hat x = f(y, A)`, evaluated once and shared by every term that needs it."""
+        if self._x_hat is None:
+            self._x_hat = self.model(self.y, self.physics)
+        return self._x_hat
+
+
+class Loss(nn.Module):
+    """Base class. Subclasses set ``info`` and implement ``_loss(ctx) -> scalar``."""
+
+    info: LossInfo
+
+    def forward(
+        self,
+        y: torch.Tensor,
+        physics: LinearOperator,
+        model: Model,
+        x: torch.Tensor | None = None,
+        y2: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        name = type(self).__name__
+        if not isinstance(y, torch.Tensor):
+            raise ValueError(f"{name}: y must be a torch.Tensor, got {type(y).__name__}")
+        if not isinstance(physics, LinearOperator):
+            raise ValueError(f"{name}: physics must be a selfinv.physics operator, got {type(physics).__name__}")
+        if not callable(model):
+            raise ValueError(f"{name}: model must be callable as model(y, physics)")
+        self._check(physics)
+        return self._loss(LossContext(y, physics, model, x, y2, generator))
+
+    def _loss(self, ctx: LossContext) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _check(self, physics: LinearOperator) -> None:
+        """Refuse a physics this loss cannot handle (wrong noise model, A ≠ I, ...) with a ValueError."""
+        info = getattr(self, "info", None)
+        if info is None:
+            return
+        if info.noise_models is not None:
+            noise_of(physics, info.noise_models, type(self).__name__)
+        if not info.general_operator and not _is_identity(physics):
+            raise ValueError(f"{type(self).__name__}: only defined for denoising (A = I), got {type(physics).__name__}")
+
+    def test_model(self, model: Model) -> Model:
+        """The test-time estimator: the model itself unless the method prescribes another."""
+        return model
+
+    # -- algebra -----------------------------------------------------------
+    def __add__(self, other: Loss) -> Loss:
+        if not isinstance(other, Loss):
+            return NotImplemented
+        return SumLoss([(1.0, self), (1.0, other)])
+
+    def __mul__(self, weight: float) -> Loss:
+        if not isinstance(weight, numbers.Real) or isinstance(weight, bool):
+            return NotImplemented
+        return SumLoss([(float(weight), self)])
+
+    __rmul__ = __mul__
+
+
+class SumLoss(Loss):
+    r"""A weighted sum :math:`\sum_k w_k \mathcal{L}_k` whose terms share one evaluation of :math:`f(y)`.
+
+    The test-time estimator is that of the first term that prescribes one (e.g. R2R in R2R + EI).
+    """
+
+    def __init__(self, terms: list[tuple[float, Loss]]) -> None:
+        super().__init__()
+        flat: list[tuple[float, Loss]] = []
+        for w, term in terms:
+            if isinstance(term, SumLoss):
+                flat.extend((w * w2, t) for w2, t in zip(term.weights, term.terms, strict=True))
+            else:
+                flat.append((w, term))
+        self.weights = [w for w, _ in flat]
+        self.terms = nn.ModuleList([t for _, t in flat])
+
+    def _check(self, physics):
+        for term in self.terms:
+            term._check(physics)
+
+    def _loss(self, ctx):
+        return sum(w * term._loss(ctx) for w, term in zip(self.weights, self.terms, strict=True))
+
+    def test_model(self, model):
+        for term in self.terms:
+            estimator = term.test_model(model)
+            if estimator is not model:
+                return estimator
+        return model
+
+    def extra_repr(self) -> str:
+        return " + ".join(f"{w:g}·{type(t).__name__}" for w, t in zip(self.weights, self.terms, strict=True))
+
+
+# ---------------------------------------------------------------------- helpers for losses
+def sq_mean(t: torch.Tensor) -> torch.Tensor:
+    """Mean squared magnitude per real degree of freedom (complex entries count as two)."""
+    if t.is_complex():
+        return torch.view_as_real(t).pow(2).mean()
+    return t.pow(2).mean()
+
+
+def per_sample_sq(t: torch.Tensor) -> torch.Tensor:
+    """(B,) squared norms per sample, summed over real degrees of freedom."""
+    if t.is_complex():
+        t = torch.view_as_real(t)
+    return t.pow(2).flatten(1).sum(1)
+
+
+def real_dofs(t: torch.Tensor) -> int:
+    """The number of real degrees of freedom of one sample of t."""
+    n = t[0].numel()
+    return 2 * n if t.is_complex() else n
+
+
+def noise_of(physics: LinearOperator, kinds: tuple[type[NoiseModel], ...], owner: str) -> NoiseModel:
+    """physics.noise if it is one of ``kinds``, else a clear ValueError naming what is supported."""
+    noise = physics.noise
+    if noise is None or not isinstance(noise, kinds):
+        got = "no noise model (noiseless physics)" if noise is None else type(noise).__name__
+        allowed = ", ".join(k.__name__ for k in kinds)
+        raise ValueError(f"{owner}: needs physics.noise to be one of {allowed}; got {got}")
+    return noise
+
+
+def noise_param(noise: NoiseModel, name: str, like: torch.Tensor) -> torch.Tensor:
+    """A noise parameter (float or per-sample (B,)) shaped to broadcast against ``like``."""
+    return broadcast_param(getattr(noise, name), like)
+
+
+def _is_identity(physics: LinearOperator) -> bool:
+    from selfinv.physics.denoising import Denoising
+
+    return isinstance(physics, Denoising)
