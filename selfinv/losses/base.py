@@ -74,6 +74,8 @@ class LossInfo:
     reference: str
     #: needs ground truth x (only the supervised reference)
     needs_ground_truth: bool = False
+    #: one of its network evaluations is f(y) itself, shared through ``LossContext.x_hat`` with other terms
+    uses_x_hat: bool = True
 
 
 class LossContext:
@@ -170,6 +172,7 @@ class SumLoss(Loss):
                 flat.append((w, term))
         self.weights = [w for w, _ in flat]
         self.terms = nn.ModuleList([t for _, t in flat])
+        self.info = combine_info([t.info for t in self.terms])
 
     def _check(self, physics):
         for term in self.terms:
@@ -187,6 +190,28 @@ class SumLoss(Loss):
 
     def extra_repr(self) -> str:
         return " + ".join(f"{w:g}·{type(t).__name__}" for w, t in zip(self.weights, self.terms, strict=True))
+
+
+def combine_info(infos: list[LossInfo]) -> LossInfo:
+    """The properties of a sum of losses: evaluations of f(y) are shared, assumptions accumulate."""
+    shared = any(i.uses_x_hat for i in infos)
+    evals = sum(i.train_evals - (1 if i.uses_x_hat else 0) for i in infos) + (1 if shared else 0)
+    tests = [i.test_evals for i in infos]
+    kinds = [set(i.noise_models) for i in infos if i.noise_models is not None]
+    noise = tuple(sorted(set.intersection(*kinds), key=lambda k: k.__name__)) if kinds else None
+    return LossInfo(
+        train_evals=evals,
+        test_evals=">1" if ">1" in tests else max(int(t) for t in tests),
+        single_y=all(i.single_y for i in infos),
+        mmse_optimal=all(i.mmse_optimal for i in infos),
+        unknown_separable_noise=all(i.unknown_separable_noise for i in infos),
+        unknown_coloured_noise=all(i.unknown_coloured_noise for i in infos),
+        noise_models=noise,
+        general_operator=all(i.general_operator for i in infos),
+        reference=" + ".join(i.reference for i in infos),
+        needs_ground_truth=any(i.needs_ground_truth for i in infos),
+        uses_x_hat=shared,
+    )
 
 
 # ---------------------------------------------------------------------- helpers for losses

@@ -6,6 +6,7 @@ from selfinv.physics.compressed_sensing import CompressedSensing, dct, idct
 from selfinv.physics.demosaicing import Demosaicing
 from selfinv.physics.denoising import Denoising
 from selfinv.physics.inpainting import Inpainting
+from selfinv.physics.masked import MeasurementMask
 from selfinv.physics.matrix import Matrix
 from selfinv.physics.mri import MRI, channels_to_complex, complex_to_channels, fft2c, ifft2c
 from selfinv.physics.samplers import BernoulliMaskSampler, BlockMaskSampler, MRIMaskSampler
@@ -21,6 +22,7 @@ OPERATORS: dict[str, type[LinearOperator]] = {
     "compressed_sensing": CompressedSensing,
     "demosaicing": Demosaicing,
     "matrix": Matrix,
+    "measurement_mask": MeasurementMask,
 }
 
 #: random operator families by config name
@@ -47,6 +49,7 @@ __all__ = [
     "Inpainting",
     "LinearOperator",
     "Matrix",
+    "MeasurementMask",
     "MRIMaskSampler",
     "Scaled",
     "Sum",

@@ -99,6 +99,27 @@ class LinearOperator(PerSample):
         new._modules["noise"] = noise
         return new
 
+    def acquired(self, y: torch.Tensor) -> torch.Tensor:
+        """Boolean mask (broadcastable to y) of the measurement entries that are really acquired.
+
+        Masked operators (inpainting, MRI) zero-fill what they do not measure; those entries are not
+        measurements and must not be split, re-noised or counted by a loss.
+        """
+        self._validate(y, "y", self._check_y)
+        return self._restrict(torch.ones_like(y)) != 0
+
+    def subsample(self, mask: torch.Tensor) -> LinearOperator:
+        """The operator :math:`S A` that keeps only the measurements where ``mask`` is non-zero.
+
+        ``mask`` is broadcastable to the measurements (per sample allowed). Operators that are masks
+        themselves return the same kind of operator with the product mask (keeping closed-form
+        pseudo-inverses); others compose a :class:`~selfinv.physics.MeasurementMask` on the left. The
+        noise model is kept, so ``S A`` describes the noise of ``S y``.
+        """
+        from selfinv.physics.masked import MeasurementMask
+
+        return MeasurementMask(mask, noise=self.noise) @ self.with_noise(None)
+
     # ------------------------------------------------------------------ algebra
     def __matmul__(self, other: LinearOperator) -> LinearOperator:
         if not isinstance(other, LinearOperator):

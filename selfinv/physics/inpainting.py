@@ -54,6 +54,9 @@ class Inpainting(LinearOperator):
     def _restrict(self, y):
         return torch.where(self._m(y) > 0, y, torch.zeros_like(y))
 
+    def subsample(self, mask: torch.Tensor) -> Inpainting:
+        return Inpainting(self.mask * as_mask(mask, "Inpainting.subsample"), noise=self.noise)
+
     def _check_x(self, x):
         check_against_mask(x, self.mask, "x", "Inpainting")
 

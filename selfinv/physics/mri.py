@@ -93,6 +93,9 @@ class MRI(LinearOperator):
     def _restrict(self, y):
         return torch.where(self._m(y) > 0, y, torch.zeros_like(y))
 
+    def subsample(self, mask: torch.Tensor) -> MRI:
+        return MRI(self.mask * as_mask(mask, "MRI.subsample"), noise=self.noise)
+
     def _check_x(self, x):
         check_against_mask(x, self.mask, "x", "MRI")
 

@@ -99,6 +99,21 @@ def _matrix(b, per_sample, dtype, g):
     return Matrix(a, in_shape=(7,), noise=_noise(b, per_sample, g)), torch.rand(b, 7, generator=g, dtype=dtype)
 
 
+def _measurement_mask(b, per_sample, dtype, g):
+    from selfinv.physics import MeasurementMask
+
+    mask = (torch.rand(b if per_sample else 1, 11, generator=g) > 0.3).float()
+    return MeasurementMask(mask, noise=_noise(b, per_sample, g)), torch.rand(b, 11, generator=g, dtype=dtype)
+
+
+def _subsampled_cs(b, per_sample, dtype, g):
+    from selfinv.physics.compressed_sensing import CompressedSensing
+
+    op = CompressedSensing(12, (1, 4, 4), kind="gaussian", generator=g, noise=_noise(b, per_sample, g))
+    split = (torch.rand(b if per_sample else 1, 12, generator=g) > 0.4).float()
+    return op.subsample(split), torch.rand(b, 1, 4, 4, generator=g, dtype=dtype)
+
+
 def _composed(b, per_sample, dtype, g):
     from selfinv.physics import Inpainting
     from selfinv.physics.blur import Blur, gaussian_kernel
@@ -118,5 +133,7 @@ OPERATOR_CASES: dict[str, Case] = {
     "cs_structured": Case(_cs_structured, per_sample_params=False),
     "demosaicing": Case(_demosaicing, per_sample_params=False, shape_checked=False),  # any H, W
     "matrix": Case(_matrix),
+    "measurement_mask": Case(_measurement_mask),
+    "subsampled_cs": Case(_subsampled_cs, dagger_rtol=1e-8),
     "inpainting@blur": Case(_composed, dagger_rtol=1e-4),
 }

@@ -1,0 +1,44 @@
+"""The data-consistency term that the incomplete-measurement losses (MOI, EI, splitting) build on.
+
+The tutorial (parts 3–4) writes these losses as "consistency on y" plus a term that sees the
+nullspace; without noise the consistency term is MC, with noise it is "replaced by SURE, R2R, etc."
+"""
+
+from __future__ import annotations
+
+from selfinv.losses.base import Loss, LossInfo
+
+CONSISTENCY = ("mc", "sure", "r2r", "none")
+
+
+def make_consistency(name: str, owner: str) -> Loss | None:
+    """The consistency loss called ``name`` ("mc", "sure", "r2r" or "none")."""
+    if name == "mc":
+        from selfinv.losses.supervised import MC
+
+        return MC()
+    if name == "sure":
+        from selfinv.losses.sure import SURE
+
+        return SURE()
+    if name == "r2r":
+        from selfinv.losses.r2r import R2R
+
+        return R2R()
+    if name == "none":
+        return None
+    raise ValueError(f"{owner}: consistency must be one of {', '.join(CONSISTENCY)}, got {name!r}")
+
+
+def with_extra_evals(base: LossInfo, consistency: Loss | None, extra: int, **changes) -> LossInfo:
+    """The info of ``consistency + term``, where the term evaluates f(y) (shared) plus ``extra`` more times."""
+    from dataclasses import replace
+
+    if consistency is None:
+        evals = 1 + extra
+        noise_models, separable = base.noise_models, base.unknown_separable_noise
+    else:
+        c = consistency.info
+        evals = c.train_evals + (0 if c.uses_x_hat else 1) + extra
+        noise_models, separable = c.noise_models, c.unknown_separable_noise and base.unknown_separable_noise
+    return replace(base, train_evals=evals, noise_models=noise_models, unknown_separable_noise=separable, **changes)

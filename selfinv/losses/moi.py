@@ -1,0 +1,100 @@
+r"""Multi-operator imaging (MOI): learning from measurements taken through many operators :math:`A_g`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from selfinv.losses.base import Loss, LossInfo, sq_mean
+from selfinv.losses.consistency import make_consistency, with_extra_evals
+from selfinv.physics.base import LinearOperator
+
+Sampler = Callable[..., LinearOperator]
+
+
+class MOI(Loss):
+    r"""Multi-operator imaging (Tachella, Chen & Davies, NeurIPS 2022).
+
+    .. math::
+
+        \mathcal{L}_{\text{MOI}}(y, f) = \underbrace{\tfrac1m\|y - A f(y, A)\|^2}_{\text{consistency}}
+        + \lambda\, \mathbb{E}_{A'} \tfrac1n\|f(A'\hat x, A') - \hat x\|^2, \qquad \hat x = f(y, A),
+
+    with :math:`A'` drawn **per sample** from the operator family (a sampler of
+    ``selfinv.physics.samplers``). The second term makes :math:`f(A x, A) \approx f(A' x, A')`: the
+    network must be consistent across operators, which identifies the nullspace of each one when
+    :math:`\operatorname{rank}\,\mathbb{E}_g A_g^\top A_g = n` (the tutorial's necessary condition).
+    With noise, the consistency term is "replaced by SURE, R2R, etc." (``consistency="sure"``) and
+    ``renoise=True`` adds the noise model to :math:`A'\hat x`. Network evaluations: f(y) (shared with
+    the consistency term) and :math:`f(A'\hat x)`: 2 per step with MC.
+
+    Args:
+        sampler: the operator family; ``sampler(batch_size, generator=..., noise=...)`` returns a physics
+            with one operator per sample.
+        consistency: "mc" (default), "sure", "r2r" or "none".
+        weight: :math:`\lambda`.
+        renoise: simulate :math:`A'\hat x` with the physics' noise model (for noisy data).
+        stop_gradient: treat :math:`\hat x` as a fixed target in the second term.
+
+    Example:
+        >>> import torch
+        >>> from selfinv.losses import MOI
+        >>> from selfinv.physics.samplers import BernoulliMaskSampler
+        >>> sampler = BernoulliMaskSampler(8, p=0.5)
+        >>> physics = sampler(2, generator=torch.Generator().manual_seed(0))
+        >>> y = physics(torch.rand(2, 1, 8, 8))
+        >>> model = lambda y, physics: physics.A_adjoint(y)
+        >>> MOI(sampler)(y, physics, model, generator=torch.Generator().manual_seed(1)).shape
+        torch.Size([])
+    """
+
+    _base_info = LossInfo(
+        train_evals=2,
+        test_evals=1,
+        single_y=True,
+        mmse_optimal=True,
+        unknown_separable_noise=False,
+        unknown_coloured_noise=False,
+        noise_models=None,
+        general_operator=True,
+        reference="Tachella, Chen & Davies, NeurIPS 2022",
+    )
+
+    def __init__(
+        self,
+        sampler: Sampler,
+        consistency: str = "mc",
+        weight: float = 1.0,
+        renoise: bool = False,
+        stop_gradient: bool = False,
+    ) -> None:
+        super().__init__()
+        if not callable(sampler):
+            raise ValueError("MOI: sampler must be an operator sampler, called as sampler(batch_size, generator=..)")
+        self.sampler = sampler
+        self.consistency = make_consistency(consistency, "MOI")
+        self.weight, self.renoise, self.stop_gradient = float(weight), bool(renoise), bool(stop_gradient)
+        self.info = with_extra_evals(self._base_info, self.consistency, extra=1)
+
+    def _check(self, physics):
+        if self.consistency is not None:
+            self.consistency._check(physics)
+
+    def _loss(self, ctx):
+        x_hat = ctx.x_hat
+        b = ctx.y.shape[0]
+        other = self.sampler(b, generator=ctx.generator, noise=ctx.physics.noise if self.renoise else None)
+        other = other.to(x_hat.device)
+        y_other = other(x_hat, generator=ctx.generator) if self.renoise else other.A(x_hat)
+        target = x_hat.detach() if self.stop_gradient else x_hat
+        term = sq_mean(ctx.model(y_other, other) - target)
+        if self.consistency is None:
+            return self.weight * term
+        return self.consistency._loss(ctx) + self.weight * term
+
+    def test_model(self, model):
+        return self.consistency.test_model(model) if self.consistency is not None else model
+
+    def extra_repr(self) -> str:
+        return f"weight={self.weight:g}, renoise={self.renoise}, stop_gradient={self.stop_gradient}"
+
+
