@@ -100,6 +100,11 @@ class LossContext:
             self._x_hat = self.model(self.y, self.physics)
         return self._x_hat
 
+    @property
+    def evaluated(self) -> bool:
+        """Whether :math:`f(y)` has already been evaluated by a term of the loss."""
+        return self._x_hat is not None
+
 
 class Loss(nn.Module):
     """Base class. Subclasses set ``info`` and implement ``_loss(ctx) -> scalar``."""

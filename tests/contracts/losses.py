@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from selfinv.noise import Gamma, Gaussian, Poisson
+from selfinv.noise import Gamma, Gaussian, Poisson, PoissonGaussian
 
 
 class TinyNet(nn.Module):
@@ -63,8 +63,29 @@ def _sigma(b):
     return Gaussian(torch.linspace(0.05, 0.2, b, dtype=torch.float64))
 
 
-def case(make_loss: Callable[[], nn.Module], noise: Callable[[int], object] = _sigma, model=TinyNet, **kw) -> LossCase:
-    return LossCase(lambda b: (make_loss(), _denoising(noise(b)), model()), **kw)
+def case(
+    make_loss: Callable[[], nn.Module],
+    noise: Callable[[int], object] = _sigma,
+    model=TinyNet,
+    physics: Callable[[int, object], object] | None = None,
+    **kw,
+) -> LossCase:
+    make_physics = physics or (lambda b, n: _denoising(n))
+    return LossCase(lambda b: (make_loss(), make_physics(b, noise(b)), model()), **kw)
+
+
+def _masks(b, noise):
+    """Per-sample random inpainting masks (a multi-operator family)."""
+    from selfinv.physics.samplers import BernoulliMaskSampler
+
+    return BernoulliMaskSampler(8, p=0.6)(b, generator=torch.Generator().manual_seed(7), noise=noise)
+
+
+def _moi():
+    from selfinv.losses.moi import MOI
+    from selfinv.physics.samplers import BernoulliMaskSampler
+
+    return MOI(BernoulliMaskSampler(8, p=0.6))
 
 
 def _loss(module: str, name: str, **kwargs):
@@ -98,10 +119,18 @@ LOSS_CASES: dict[str, LossCase] = {
     "sure": case(_loss("sure", "SURE")),
     "sure_poisson": case(_loss("sure", "SURE"), noise=lambda b: Poisson(torch.linspace(0.05, 0.2, b, dtype=torch.float64))),
     "unsure": case(_loss("unsure", "UNSURE")),
+    "unsure_covariance": case(_loss("unsure", "UNSURECovariance")),
+    "unsure_pg": case(
+        _loss("unsure", "UNSUREPoissonGaussian"),
+        noise=lambda b: PoissonGaussian(0.05, torch.linspace(0.01, 0.05, b, dtype=torch.float64)),
+    ),
     "noise2score": case(_loss("score", "Noise2Score")),
     "noise2void": case(_loss("masking", "Noise2Void")),
     "noise2self": case(_loss("masking", "Noise2Self")),
     "neighbor2neighbor": case(_loss("neighbor", "Neighbor2Neighbor")),
     "blind_spot": case(_loss("blindspot", "BlindSpot"), model=_blindspot_net),
     "autoencoder": case(_loss("autoencoder", "AutoencoderLoss"), model=_autoencoder_net),
+    "splitting": case(_loss("splitting", "Splitting"), physics=_masks),
+    "splitting_sure": case(_loss("splitting", "Splitting", consistency="sure"), physics=_masks),
+    "moi": case(_moi, physics=_masks),
 }

@@ -1,0 +1,67 @@
+"""Data: read and write files, the embedded photographs, patches, and the training datasets.
+
+* :mod:`~selfinv.data.readers`: :func:`read_image`, :func:`read_fastmri`, :func:`write_image`,
+  :class:`ImageInfo` — one axis convention, (C, H, W) or (D, C, H, W), and one clear error per failure.
+* :mod:`~selfinv.data.normalization`: :class:`Normalization`, explicit and recorded.
+* :mod:`~selfinv.data.embedded`: :func:`embedded_images`, real photographs from the scikit-image
+  wheel with a fixed train/test split.
+* :mod:`~selfinv.data.patches`: random crops from a generator, :class:`RandomPatches`, tiles.
+* :mod:`~selfinv.data.datasets`: :class:`SimulatedDataset` (measurements simulated once),
+  :class:`MeasurementDataset` (real measurements, no ground truth), :func:`split`.
+* :mod:`~selfinv.data.samples`: :class:`Sample`, :class:`Batch`, :func:`collate`.
+* :mod:`~selfinv.data.physics_params`: per-sample operator parameters ↔ batched physics.
+
+Nothing here needs data outside the package: the embedded photographs ship with scikit-image.
+"""
+
+from selfinv.data.datasets import MeasurementDataset, PhysicsDataset, SimulatedDataset, Subset, split
+from selfinv.data.embedded import NAMES, TEST_NAMES, TRAIN_NAMES, embedded_images, embedded_names, phantom
+from selfinv.data.normalization import Normalization
+from selfinv.data.patches import (
+    RandomPatches,
+    center_crop,
+    crop,
+    crop_alignment,
+    extract_tiles,
+    merge_tiles,
+    random_positions,
+    tile_positions,
+)
+from selfinv.data.physics_params import per_sample_buffers, per_sample_params, with_params
+from selfinv.data.readers import IMAGE_EXTENSIONS, ImageInfo, list_images, read_fastmri, read_image, write_image
+from selfinv.data.samples import Batch, Sample, collate
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "NAMES",
+    "TEST_NAMES",
+    "TRAIN_NAMES",
+    "Batch",
+    "ImageInfo",
+    "MeasurementDataset",
+    "Normalization",
+    "PhysicsDataset",
+    "RandomPatches",
+    "Sample",
+    "SimulatedDataset",
+    "Subset",
+    "center_crop",
+    "collate",
+    "crop",
+    "crop_alignment",
+    "embedded_images",
+    "embedded_names",
+    "extract_tiles",
+    "list_images",
+    "merge_tiles",
+    "per_sample_buffers",
+    "per_sample_params",
+    "phantom",
+    "random_positions",
+    "read_fastmri",
+    "read_image",
+    "split",
+    "tile_positions",
+    "with_params",
+    "write_image",
+]
