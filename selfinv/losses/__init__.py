@@ -8,6 +8,7 @@ tutorial's summary table: network evaluations, pairs, MMSE-optimality, unknown n
 from selfinv.losses.autoencoder import AutoencoderLoss
 from selfinv.losses.base import Loss, LossContext, LossInfo, SumLoss
 from selfinv.losses.blindspot import BlindSpot
+from selfinv.losses.ei import EI, REI
 from selfinv.losses.masking import Noise2Self, Noise2Void
 from selfinv.losses.moi import MOI
 from selfinv.losses.n2n import Noise2Noise
@@ -37,7 +38,21 @@ LOSSES: dict[str, type[Loss]] = {
     "autoencoder": AutoencoderLoss,
     "splitting": Splitting,
     "moi": MOI,
+    "ei": EI,
+    "rei": REI,
 }
+
+
+def _example(name: str) -> Loss:
+    """An instance with default arguments (losses that need a transform or a sampler get a typical one)."""
+    from selfinv.physics.samplers import BernoulliMaskSampler
+    from selfinv.transforms import Shift
+
+    if name == "moi":
+        return MOI(BernoulliMaskSampler(8, p=0.5))
+    if name in ("ei", "rei"):
+        return LOSSES[name](Shift())
+    return LOSSES[name]()
 
 
 def _mark(flag: bool) -> str:
@@ -47,15 +62,15 @@ def _mark(flag: bool) -> str:
 def summary_table(names: list[str] | None = None) -> str:
     """The tutorial's summary table (part 2), generated from the registry, as Markdown.
 
-    Losses whose properties depend on their arguments (MOI, splitting) are shown with their defaults.
+    Losses whose properties depend on their arguments (MOI, EI, splitting) are shown with their defaults.
     """
     rows = [
         "| loss | train evals | test evals | single y | MMSE optimal | unknown separable noise | "
         "unknown coloured noise | A ≠ I | noise models |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for name in names or [n for n in LOSSES if n not in ("moi",)]:
-        info = LOSSES[name]().info
+    for name in names or list(LOSSES):
+        info = _example(name).info
         noise = "any" if info.noise_models is None else ", ".join(k.__name__ for k in info.noise_models)
         rows.append(
             f"| {name} | {info.train_evals} | {info.test_evals} | {_mark(info.single_y)} | {_mark(info.mmse_optimal)} | "
@@ -72,6 +87,8 @@ __all__ = [
     "R2R",
     "SURE",
     "UNSURE",
+    "EI",
+    "REI",
     "AutoencoderLoss",
     "BlindSpot",
     "Loss",

@@ -278,6 +278,7 @@ class Noise2Void(Loss):
         noise_models=None,
         general_operator=False,
         reference="Krull, Buchholz & Jug, Noise2Void, CVPR 2019",
+        uses_x_hat=False,  # its network input is not y itself
     )
 
     def __init__(self, ratio: float = 0.015, radius: int = 2, replacement: str = "uniform", per_channel: bool = False):
@@ -385,6 +386,7 @@ class Noise2Self(Loss):
         noise_models=None,
         general_operator=False,
         reference="Batson & Royer, Noise2Self, ICML 2019",
+        uses_x_hat=False,  # its network input is not y itself
     )
 
     def __init__(self, width: int = 3, replacement: str = "zero"):

@@ -89,6 +89,7 @@ class Neighbor2Neighbor(Loss):
         noise_models=None,
         general_operator=False,
         reference="Huang, Li, Jia, Lu & Liu, Neighbor2Neighbor, CVPR 2021",
+        uses_x_hat=False,  # its network input is not y itself
     )
 
     def __init__(self, gamma: float = 2.0):

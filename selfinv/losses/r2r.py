@@ -238,6 +238,7 @@ class R2R(Loss):
         noise_models=SUPPORTED,
         general_operator=True,
         reference="R2R (Pang et al., CVPR 2021); GR2R (Monroy, Bacca & Tachella, CVPR 2025)",
+        uses_x_hat=False,  # its network input is not y itself
     )
 
     def __init__(

@@ -186,6 +186,7 @@ class Noise2Score(Loss):
         noise_models=SUPPORTED,
         general_operator=False,
         reference="Noise2Score (Kim & Ye, NeurIPS 2021); AR-DAE (Lim et al., ICML 2020)",
+        uses_x_hat=False,  # its network input is not y itself
     )
 
     def __init__(

@@ -109,6 +109,17 @@ def _autoencoder_net():
     return Autoencoder(1)
 
 
+def _transformed(name, consistency=None):
+    def make():
+        from selfinv.losses import ei
+        from selfinv.transforms import Shift
+
+        cls = getattr(ei, name)
+        return cls(Shift()) if consistency is None else cls(Shift(), consistency=consistency)
+
+    return make
+
+
 LOSS_CASES: dict[str, LossCase] = {
     "supervised": case(_loss("supervised", "Supervised")),
     "mc": case(_loss("supervised", "MC")),
@@ -133,4 +144,7 @@ LOSS_CASES: dict[str, LossCase] = {
     "splitting": case(_loss("splitting", "Splitting"), physics=_masks),
     "splitting_sure": case(_loss("splitting", "Splitting", consistency="sure"), physics=_masks),
     "moi": case(_moi, physics=_masks),
+    "ei": case(_transformed("EI"), physics=_masks),
+    "rei": case(_transformed("REI"), physics=_masks),
+    "rei_r2r": case(_transformed("REI", consistency="r2r"), physics=_masks),
 }

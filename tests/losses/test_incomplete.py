@@ -8,12 +8,14 @@ import pytest
 import torch
 from torch import nn
 
+from selfinv.losses.ei import EI, REI
 from selfinv.losses.moi import MOI
 from selfinv.losses.splitting import Splitting, split_masks
 from selfinv.losses.supervised import MC
 from selfinv.physics import Inpainting, MeasurementMask
 from selfinv.physics.compressed_sensing import CompressedSensing
 from selfinv.physics.samplers import BernoulliMaskSampler, MRIMaskSampler
+from selfinv.transforms import Rotate, Shift
 
 H = W = 8
 
@@ -62,6 +64,11 @@ def test_mc_has_zero_gradient_on_the_nullspace_of_a_fixed_mask_and_moi_does_not(
     # MOI's gradient reaches the weights that fill the unobserved pixels
     unobserved = (mask == 0).flatten()
     assert float(model.w.grad[unobserved].abs().sum()) > 1e-3
+    # and so does EI's: the shifted operators A T_g see the nullspace of A
+    model.w.grad = None
+    EI(Shift())(y, physics, model, generator=torch.Generator().manual_seed(4)).backward()
+    assert float(model.w.grad[unobserved].abs().sum()) > 1e-3
+    # while EI with a transform A is equivariant to (blur and shifts) would not help: see test_theory
 
 
 def test_moi_counts_two_evaluations_and_draws_operators_per_sample():
@@ -163,3 +170,49 @@ def test_splitting_loss_on_general_operators_and_test_time_modes():
         Splitting(1.0)
     sub = physics.subsample(torch.ones(2, 20))
     assert isinstance(sub.ops[0], MeasurementMask)
+
+
+def test_ei_draws_a_transform_per_sample_and_counts_evaluations():
+    seen = []
+
+    def model(y, physics):
+        seen.append(y)
+        return y
+
+    physics = Inpainting(torch.ones(1, 1, H, W))
+    x = torch.zeros(3, 1, H, W)
+    x[:, :, 0, 0] = 1.0  # a single bright pixel: its position after T_g tells g
+    loss = EI(Shift())
+    loss(physics(x), physics, model, generator=torch.Generator().manual_seed(0))
+    assert len(seen) == 2 == loss.info.train_evals
+    positions = {int(t[0].flatten().argmax()) for t in seen[1]}
+    assert len(positions) > 1  # different shifts for different samples
+    assert REI(Rotate(4)).info.train_evals == 3
+    assert REI(Rotate(4), consistency="r2r").info.train_evals == 3
+    with pytest.raises(ValueError, match="transform"):
+        EI("shift")
+    with pytest.raises(ValueError, match="consistency"):
+        REI(Shift(), consistency="mc")
+
+
+def test_ei_minimiser_fills_the_nullspace_with_shifts_on_a_fixed_mask():
+    """EI with shifts identifies a fixed random inpainting mask (the rank condition holds), MC does not."""
+    mask = (torch.rand(1, 1, H, W, generator=torch.Generator().manual_seed(1)) > 0.4).double()
+    physics = Inpainting(mask)
+    u, x = train_fill_ei(physics, EI(Shift(), weight=1.0))
+    # the nullspace fill is learned where MC alone gives no signal
+    never = mask[0, 0] == 0
+    assert float(u[0, 0][never].abs().max()) > 1e-3
+
+
+def train_fill_ei(physics, loss, steps=40):
+    model = LinearFill()
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    g = torch.Generator().manual_seed(0)
+    x = image(seed=11, b=8)
+    for _ in range(steps):
+        opt.zero_grad()
+        loss(physics(x), physics, model, generator=g).backward()
+        opt.step()
+    fill = model(physics(x), physics) - physics.A_dagger(physics(x))
+    return fill[:1].detach(), x[:1]

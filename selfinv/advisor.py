@@ -1,0 +1,183 @@
+r"""The advisor: which self-supervised losses can learn from *these* measurements, and why.
+
+It combines the loss registry's properties (:data:`selfinv.losses.LOSSES`: noise models supported,
+A ≠ I, pairs needed) with the identifiability conditions of :mod:`selfinv.theory`:
+
+* one operator that is not injective: its nullspace is invisible to every measurement-domain loss
+  (MC, SURE, R2R, Noise2Noise, UNSURE); something must add information;
+* several operators :math:`A_g` (a sampler): MOI and splitting need :math:`\operatorname{rank}\,
+  \mathbb{E}_g A_g^\top A_g = n` (Tachella, Chen & Davies 2022; Daras et al. 2024);
+* a group of transforms: EI/REI need :math:`\operatorname{rank}\,\mathbb{E}_g T_g^\top A^\top A T_g = n`,
+  impossible when A is equivariant to the group (Tachella et al., JMLR 2023).
+
+Example:
+    >>> import torch
+    >>> from selfinv.advisor import advise
+    >>> from selfinv.physics import MRI
+    >>> from selfinv.transforms import Rotate, Shift
+    >>> mask = torch.zeros(16, 16); mask[:, ::4] = 1; mask[:, 6:10] = 1
+    >>> advice = advise(MRI(mask), transforms=[Shift(), Rotate(4)])
+    >>> print(advice.transform_lines[0])    # doctest: +ELLIPSIS
+    MRI with Shift(): rank .../256 — these transforms do not help (MRI is equivariant to them)...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from selfinv.losses import LOSSES, Loss
+from selfinv.losses import _example as example_loss
+from selfinv.physics.base import LinearOperator
+from selfinv.physics.denoising import Denoising
+from selfinv.theory import RankResult, is_equivariant, rank_condition
+from selfinv.transforms import Transform
+
+#: losses that only estimate the measurement-domain risk E‖A(f(y) − x)‖² (blind to the nullspace of A)
+MEASUREMENT_DOMAIN = ("mc", "sure", "r2r", "noise2noise", "unsure", "unsure_covariance", "unsure_pg")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether one loss applies, in one plain sentence."""
+
+    loss: str
+    applicable: bool
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{'✓' if self.applicable else '✗'} {self.loss}: {self.reason}"
+
+
+@dataclass
+class Advice:
+    """The advisor's report: the identifiability facts and one verdict per registered loss."""
+
+    operator: str
+    noise: str
+    single: RankResult | None
+    family: RankResult | None
+    transform_results: list[tuple[Transform, RankResult, bool]] = field(default_factory=list)
+    transform_lines: list[str] = field(default_factory=list)
+    verdicts: list[Verdict] = field(default_factory=list)
+
+    @property
+    def applicable(self) -> list[str]:
+        """Names of the losses that apply."""
+        return [v.loss for v in self.verdicts if v.applicable]
+
+    def verdict(self, name: str) -> Verdict:
+        return next(v for v in self.verdicts if v.loss == name)
+
+    def __str__(self) -> str:
+        lines = [f"Physics: {self.operator}; noise: {self.noise}."]
+        if self.single is not None:
+            lines.append(f"One operator: {self.single}.")
+        if self.family is not None:
+            lines.append(f"Operator family: {self.family}.")
+        lines += self.transform_lines
+        lines.append("Losses:")
+        lines += [f"  {v}" for v in self.verdicts]
+        return "\n".join(lines)
+
+
+def advise(
+    physics: LinearOperator,
+    sampler=None,
+    transforms: Sequence[Transform] | None = None,
+    pairs: bool = False,
+    noise_known: bool = True,
+    n_operators: int = 32,
+    x_shape: tuple[int, ...] | None = None,
+) -> Advice:
+    """Report which losses can learn from measurements of ``physics`` (and why).
+
+    Args:
+        physics: the operator with its noise model (``physics.noise``; None = noiseless).
+        sampler: the operator family when each measurement has its own operator (a sampler of
+            ``selfinv.physics.samplers``); None for one fixed operator.
+        transforms: candidate group actions for EI/REI (e.g. ``[Shift(), Rotate(4)]``).
+        pairs: whether two independent measurements of each x exist (Noise2Noise).
+        noise_known: whether the noise model's parameters are trusted (False: only losses that tolerate
+            unknown noise are recommended).
+        n_operators: how many operators to draw from ``sampler`` for the rank test.
+        x_shape: per-sample image shape (C, H, W), for operators that accept any size (blur, demosaicing).
+    """
+    op = physics.select(0) if physics.batch_size else physics
+    name = type(op).__name__
+    noise = physics.noise
+    denoising = isinstance(op, Denoising)
+    single = None if denoising else rank_condition(op, x_shape=x_shape)
+    injective = denoising or single.holds
+    family = rank_condition(sampler, n_operators=n_operators, x_shape=x_shape) if sampler is not None else None
+    advice = Advice(name, "none (noiseless)" if noise is None else repr(noise), single, family)
+
+    good_transforms = []
+    for t in transforms or ():
+        r = rank_condition(op, transforms=t, x_shape=x_shape) if not denoising else None
+        eq = is_equivariant(op, t, x_shape=x_shape) if not denoising else None
+        if r is None:
+            continue
+        helps = r.holds and not (single is not None and single.holds)
+        advice.transform_results.append((t, r, helps))
+        if r.holds:
+            good_transforms.append(t)
+            msg = f"{name} with {t!r}: rank {r.rank}/{r.n} — full rank, EI/REI can learn the nullspace"
+        elif eq is not None and eq.equivariant:
+            msg = f"{name} with {t!r}: rank {r.rank}/{r.n} — these transforms do not help ({name} is equivariant to them)"
+        else:
+            msg = f"{name} with {t!r}: rank {r.rank}/{r.n} — not enough; try another group"
+        if not r.holds and single is not None and r.rank > single.rank:
+            msg += f" (up from {single.rank})"
+        advice.transform_lines.append(msg + ".")
+
+    for loss_name in LOSSES:
+        advice.verdicts.append(
+            _verdict(loss_name, example_loss(loss_name), physics, denoising, injective, family, good_transforms, pairs, noise_known)
+        )
+    return advice
+
+
+def _verdict(name, loss: Loss, physics, denoising, injective, family, good_transforms, pairs, noise_known) -> Verdict:
+    info, noise = loss.info, physics.noise
+    if info.needs_ground_truth:
+        return Verdict(name, False, "needs ground truth x (the reference to compare with, not a training option)")
+    if not info.single_y and not pairs:
+        return Verdict(name, False, "needs two independent measurements of each image (pairs=True)")
+    if not info.general_operator and not denoising:
+        return Verdict(name, False, f"defined for denoising (A = I) only, not {type(physics).__name__}")
+    if info.noise_models is not None:
+        if noise is None:
+            return Verdict(name, False, "needs a noise model in physics.noise")
+        if not isinstance(noise, info.noise_models):
+            allowed = ", ".join(k.__name__ for k in info.noise_models)
+            return Verdict(name, False, f"supports {allowed} noise, not {type(noise).__name__}")
+        if not noise_known and not info.unknown_separable_noise:
+            return Verdict(name, False, "needs the noise parameters, which you said are not trusted")
+    if name == "mc" and noise is not None and denoising:
+        return Verdict(name, False, "collapses to f(y) = y on noisy data (kept as a reference)")
+    if noise is None and denoising:
+        return Verdict(name, False, "nothing to learn: noiseless denoising")
+    if name in ("moi", "splitting"):
+        if family is None:
+            return Verdict(name, False, "needs measurements through several operators (give the operator family)")
+        if not family.holds:
+            return Verdict(name, False, f"the operator family is not identifiable: rank {family.rank}/{family.n}")
+        return Verdict(name, True, f"the operators together have full rank ({family.rank}/{family.n})")
+    if name in ("ei", "rei"):
+        if denoising:
+            return Verdict(name, False, "A = I: nothing in the nullspace for equivariance to recover")
+        if not good_transforms:
+            return Verdict(name, False, "no given transform group makes rank E_g T_gᵀAᵀAT_g = n (try rotations, shifts)")
+        if name == "ei" and noise is not None:
+            return Verdict(name, False, "noisy data: use rei (SURE/R2R consistency) instead")
+        return Verdict(name, True, f"full rank with {good_transforms[0]!r}")
+    if name in MEASUREMENT_DOMAIN and not injective:
+        if family is not None and family.holds:
+            return Verdict(name, True, "estimates the measurement risk; the operator family makes it identifiable")
+        return Verdict(name, False, "only sees the range of A: the nullspace stays unlearned (add EI/REI or MOI)")
+    if not noise_known and not info.unknown_separable_noise:
+        return Verdict(name, False, "needs the noise parameters, which you said are not trusted")
+    if noise is not None and name in ("blind_spot", "noise2void", "noise2self", "neighbor2neighbor"):
+        return Verdict(name, True, "valid for pixel-wise independent noise, not MMSE-optimal")
+    return Verdict(name, True, "applies" + (" (MMSE-optimal)" if info.mmse_optimal else ""))

@@ -1,0 +1,141 @@
+r"""Equivariant imaging (EI) and robust EI (REI): learning the nullspace from invariance of the signal set."""
+
+from __future__ import annotations
+
+from selfinv.losses.base import Loss, LossInfo, sq_mean
+from selfinv.losses.consistency import make_consistency, with_extra_evals
+from selfinv.transforms import Transform
+
+
+class EI(Loss):
+    r"""Equivariant imaging (Chen, Tachella & Davies, ICCV 2021).
+
+    If the signal set is invariant to a group :math:`\{T_g\}`, then :math:`y = A x = A T_g T_g^{-1} x`:
+    every :math:`A T_g` is a "virtual" operator for free. EI asks :math:`f \circ A` to be equivariant:
+
+    .. math::
+
+        \mathcal{L}_{\text{EI}}(y, f) = \underbrace{\tfrac1m\|y - A\hat x\|^2}_{\text{consistency}}
+        + \lambda\,\mathbb{E}_g\,\tfrac1n\big\|T_g \hat x - f(A T_g \hat x)\big\|^2,
+        \qquad \hat x = f(y, A),
+
+    with :math:`g` drawn **per sample** (the peer library draws one per batch). Learning is possible only
+    if :math:`\operatorname{rank}\,\mathbb{E}_g T_g^\top A^\top A T_g = n`, which fails when A is
+    equivariant to the group (e.g. Cartesian MRI with shifts; use rotations): see
+    :func:`selfinv.theory.rank_condition`. Tachella & Pereyra (2024): for linear, measurement-consistent
+    f the EI loss is the supervised loss plus a bias that is small when :math:`f \circ A` is not
+    equivariant.
+
+    ``renoise=True`` simulates :math:`\mathcal N(A T_g \hat x)` with the physics' noise model (needed
+    when the network expects noisy inputs); ``stop_gradient=True`` treats :math:`T_g\hat x` as a fixed
+    target. ``consistency`` is the measurement term: "mc" (noiseless data), "sure" or "r2r" (noisy data:
+    this is robust EI, :class:`REI`), or "none" for the equivariance term alone. Network evaluations per
+    step: f(y) (shared with the consistency term) + :math:`f(A T_g \hat x)`: 2 with MC, 3 with SURE.
+
+    Args:
+        transform: the group action (``selfinv.transforms``), e.g. ``Shift()``, ``Rotate(4)``, ``Scale()``.
+        consistency: "mc" (default), "sure", "r2r" or "none".
+        weight: :math:`\lambda` (EI paper: 1 for inpainting, 100 for CT).
+        renoise: add the physics' noise to :math:`A T_g\hat x`.
+        stop_gradient: no gradient through the target :math:`T_g \hat x`.
+
+    Example:
+        >>> import torch
+        >>> from selfinv.losses import EI
+        >>> from selfinv.physics import Inpainting
+        >>> from selfinv.transforms import Shift
+        >>> physics = Inpainting((torch.rand(8, 8, generator=torch.Generator().manual_seed(0)) > 0.5).float())
+        >>> y = physics(torch.rand(2, 1, 8, 8))
+        >>> model = lambda y, physics: physics.A_adjoint(y)
+        >>> EI(Shift())(y, physics, model, generator=torch.Generator().manual_seed(1)).shape
+        torch.Size([])
+    """
+
+    _base_info = LossInfo(
+        train_evals=2,
+        test_evals=1,
+        single_y=True,
+        mmse_optimal=False,
+        unknown_separable_noise=False,
+        unknown_coloured_noise=False,
+        noise_models=None,
+        general_operator=True,
+        reference="Chen, Tachella & Davies, ICCV 2021",
+    )
+
+    def __init__(
+        self,
+        transform: Transform,
+        consistency: str = "mc",
+        weight: float = 1.0,
+        renoise: bool = False,
+        stop_gradient: bool = False,
+    ) -> None:
+        super().__init__()
+        if not isinstance(transform, Transform):
+            raise ValueError(f"{type(self).__name__}: transform must be a selfinv.transforms.Transform, got {transform!r}")
+        self.transform = transform
+        self.consistency = make_consistency(consistency, type(self).__name__)
+        self.weight, self.renoise, self.stop_gradient = float(weight), bool(renoise), bool(stop_gradient)
+        reference = self._base_info.reference
+        if consistency in ("sure", "r2r"):
+            reference = "Chen, Tachella & Davies, CVPR 2022 (robust EI)"
+        self.info = with_extra_evals(self._base_info, self.consistency, extra=1, reference=reference)
+
+    def _check(self, physics):
+        if self.consistency is not None:
+            self.consistency._check(physics)
+
+    def _loss(self, ctx):
+        x_hat = ctx.x_hat
+        x_t, _ = self.transform(x_hat, generator=ctx.generator)
+        y_t = ctx.physics(x_t, generator=ctx.generator) if self.renoise else ctx.physics.A(x_t)
+        target = x_t.detach() if self.stop_gradient else x_t
+        term = sq_mean(ctx.model(y_t, ctx.physics) - target)
+        if self.consistency is None:
+            return self.weight * term
+        return self.consistency._loss(ctx) + self.weight * term
+
+    def test_model(self, model):
+        return self.consistency.test_model(model) if self.consistency is not None else model
+
+    def extra_repr(self) -> str:
+        return f"transform={self.transform!r}, weight={self.weight:g}, renoise={self.renoise}"
+
+
+class REI(EI):
+    r"""Robust equivariant imaging (Chen, Tachella & Davies, CVPR 2022): SURE (default) or R2R + EI.
+
+    .. math::
+
+        \mathcal{L}_{\text{REI}}(y, f) = \underbrace{\mathrm{SURE}(y, A f)}_{\approx \frac1m\|A(f(y) - x)\|^2}
+        + \lambda\,\mathbb{E}_g\,\tfrac1n\big\|T_g \hat x - f(\mathcal{N}(A T_g \hat x))\big\|^2
+
+    The measurement term is an unbiased estimate of the noiseless consistency (Gaussian, Poisson or
+    Poisson-Gaussian noise from ``physics.noise``), and :math:`A T_g\hat x` is re-noised so the network
+    always sees inputs with the data's noise. Network evaluations: 3 per step (f(y), the SURE
+    perturbation and :math:`f(\mathcal N(A T_g\hat x))`).
+
+    Example:
+        >>> import torch
+        >>> from selfinv.losses import REI
+        >>> from selfinv.noise import Gaussian
+        >>> from selfinv.physics import Inpainting
+        >>> from selfinv.transforms import Rotate
+        >>> physics = Inpainting(torch.ones(8, 8), noise=Gaussian(0.1))
+        >>> y = physics(torch.rand(2, 1, 8, 8), generator=torch.Generator().manual_seed(0))
+        >>> REI(Rotate(4))(y, physics, lambda y, physics: y, generator=torch.Generator().manual_seed(1)).shape
+        torch.Size([])
+    """
+
+    def __init__(
+        self,
+        transform: Transform,
+        consistency: str = "sure",
+        weight: float = 1.0,
+        renoise: bool = True,
+        stop_gradient: bool = False,
+    ) -> None:
+        if consistency not in ("sure", "r2r"):
+            raise ValueError(f"REI: consistency must be 'sure' or 'r2r', got {consistency!r}")
+        super().__init__(transform, consistency=consistency, weight=weight, renoise=renoise, stop_gradient=stop_gradient)
