@@ -13,6 +13,7 @@ from selfinv.losses.masking import Noise2Self, Noise2Void
 from selfinv.losses.moi import MOI
 from selfinv.losses.n2n import Noise2Noise
 from selfinv.losses.neighbor import Neighbor2Neighbor
+from selfinv.losses.noisier2noise import Noisier2Noise
 from selfinv.losses.r2r import R2R
 from selfinv.losses.score import Noise2Score
 from selfinv.losses.splitting import Splitting
@@ -26,6 +27,7 @@ LOSSES: dict[str, type[Loss]] = {
     "mc": MC,
     "noise2noise": Noise2Noise,
     "r2r": R2R,
+    "noisier2noise": Noisier2Noise,
     "sure": SURE,
     "unsure": UNSURE,
     "unsure_covariance": UNSURECovariance,
@@ -99,6 +101,7 @@ __all__ = [
     "Noise2Score",
     "Noise2Self",
     "Noise2Void",
+    "Noisier2Noise",
     "Splitting",
     "SumLoss",
     "Supervised",

@@ -127,6 +127,7 @@ LOSS_CASES: dict[str, LossCase] = {
     "r2r": case(_loss("r2r", "R2R")),
     "r2r_poisson": case(_loss("r2r", "R2R"), noise=lambda b: Poisson(torch.linspace(0.05, 0.2, b, dtype=torch.float64))),
     "r2r_gamma": case(_loss("r2r", "R2R"), noise=lambda b: Gamma(torch.linspace(5.0, 20.0, b, dtype=torch.float64))),
+    "noisier2noise": case(_loss("noisier2noise", "Noisier2Noise")),
     "sure": case(_loss("sure", "SURE")),
     "sure_poisson": case(_loss("sure", "SURE"), noise=lambda b: Poisson(torch.linspace(0.05, 0.2, b, dtype=torch.float64))),
     "unsure": case(_loss("unsure", "UNSURE")),
