@@ -27,6 +27,7 @@ from selfinv.losses import (
     Noise2Score,
     Noise2Self,
     Noise2Void,
+    Noisier2Noise,
     Splitting,
     Supervised,
 )
@@ -56,6 +57,7 @@ FAMILIES = {
     "sure": (SURE, {}, None),
     "sure_poisson": (SURE, {"noise": Poisson(0.05)}, None),
     "r2r": (R2R, {}, None),
+    "noisier2noise": (Noisier2Noise, {}, None),
     "unsure": (lambda: UNSURE(sigma_init=0.1), {}, None),
     "noise2score": (Noise2Score, {}, None),
     "noise2void": (lambda: Noise2Void(ratio=0.05), {}, None),
