@@ -264,21 +264,6 @@ def divergence(
     return _first_order(h, y, method, h_y, [weight], mask, tau, tau_rel, n_probes, generator)[:, 0]
 
 
-def mc_divergence(h: Map, y: torch.Tensor, h_y: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
-    r"""Monte-Carlo finite differences :math:`\frac1\tau(w\odot b)^\top(h(y+\tau b) - h(y))` (``divergence(..., "mc")``)."""
-    return divergence(h, y, "mc", h_y, **kwargs)
-
-
-def hutchinson_divergence(h: Map, y: torch.Tensor, h_y: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
-    r"""Hutchinson's :math:`(w\odot b)^\top J b` by a differentiable vector-Jacobian product (``divergence(..., "hutchinson")``)."""
-    return divergence(h, y, "hutchinson", h_y, **kwargs)
-
-
-def exact_divergence(h: Map, y: torch.Tensor, h_y: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
-    """The exact trace, one backward pass per real coordinate (``divergence(..., "exact")``)."""
-    return divergence(h, y, "exact", h_y, **kwargs)
-
-
 def weighted_divergences(
     h: Map,
     y: torch.Tensor,

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from selfinv import _random
-from selfinv.losses.divergence import divergence, hutchinson_divergence, second_divergence
+from selfinv.losses.divergence import divergence, second_divergence
 from selfinv.losses.supervised import Supervised
 from selfinv.losses.sure import SURE
 from selfinv.noise import CorrelatedGaussian, Gamma, Gaussian, Poisson, PoissonGaussian
@@ -202,7 +202,7 @@ def test_mc_divergence_error_shrinks_with_tau():
     V = torch.randn(n, n, generator=gen(24), dtype=F64) / math.sqrt(n)
     h = lambda v: torch.tanh(v @ V.T) + 0.2 * v**2  # noqa: E731
     y = torch.randn(64, n, generator=gen(25), dtype=F64)
-    directional = hutchinson_divergence(h, y, generator=gen(26)).detach()  # bᵀJb for the same probes b
+    directional = divergence(h, y, "hutchinson", generator=gen(26)).detach()  # bᵀJb for the same probes b
     errors = [
         float((divergence(h, y, "mc", tau=t, generator=gen(26)) - directional).abs().mean())
         for t in (1e-1, 1e-2, 1e-3, 1e-4)
@@ -230,10 +230,10 @@ def test_automatic_tau_makes_mc_divergence_scale_invariant():
 
 def test_hutchinson_is_unbiased_and_differentiable():
     y = torch.randn(N_DRAWS, n, generator=gen(32), dtype=F64)
-    assert_close_in_se(hutchinson_divergence(lambda v: v @ W.T, y, generator=gen(33)), float(W.trace()))
+    assert_close_in_se(divergence(lambda v: v @ W.T, y, "hutchinson", generator=gen(33)), float(W.trace()))
     layer = nn.Linear(n, n, bias=False).to(F64)
     y = torch.randn(5, n, generator=gen(34), dtype=F64)
-    d = hutchinson_divergence(layer, y, generator=gen(35))
+    d = divergence(layer, y, "hutchinson", generator=gen(35))
     d.sum().backward()
     b = _random.randn((5, n), generator=gen(35), dtype=F64, device=y.device)
     assert torch.allclose(layer.weight.grad, b.T @ b)  # ∂(bᵀWb)/∂W = b bᵀ, summed over the batch

@@ -1,0 +1,305 @@
+r"""Tiled inference: apply an image-to-image network to images too large for memory, without seams.
+
+:func:`tiled_apply` runs ``fn`` (a network's test-time estimator on image-shaped measurements: denoising,
+inpainting, demosaicing; ``fn`` maps (b, C, h, w) to (b, C', h, w)) over overlapping tiles and blends the
+tiles into one pre-allocated output. :func:`receptive_field` measures how far a network looks, to pick
+``overlap``.
+
+Tiling (each axis on its own). Tiles of ``tile`` pixels start every ``step = tile - overlap`` pixels (rounded
+down to a multiple of ``align``); the last tile is shifted inward so that it ends flush with the image border
+(never padded), and an axis no longer than ``tile`` is one tile (so a small image goes through ``fn`` whole).
+Every tile touching the image border is flush with it, so ``fn`` sees the border, and its padding, exactly
+as on the whole image; only the *interior* tile edges are artificial.
+
+Window. Let ``m = margin`` (default ``overlap // 2``). Along an axis, a tile's raw weight at a pixel at
+distance ``d`` (in pixels) from the nearest interior edge of the tile is
+
+.. math::
+
+    t(d) = 0 \ (d < m), \qquad t(d) = \tfrac12 - \tfrac12\cos\bigl(\pi \min(1, \tfrac{d - m + 1}{n + 1})\bigr)
+    \ (d \ge m),
+
+a cosine ramp over ``n = (tile - step) - 2m`` pixels (the overlap not used by the two margins), and the
+weights are divided by their sum over the tiles, a partition of unity; the 2-D window is the product of
+the two 1-D windows. In a regular overlap band the two ramps already sum to one (a cosine cross-fade);
+the division only matters where the last, shifted tile overlaps more. With the default margin, ``n`` is 0
+(or 1 for odd overlaps): a hard cut in the middle of each overlap band, every output pixel is copied from
+the one tile where it lies at least ``overlap // 2`` pixels from an artificial edge (the "core" of the
+tile). A smaller margin trades exactness radius for a smooth cross-fade (networks with unbounded
+receptive fields such as U-Nets).
+
+Exact guarantee. Suppose that ``fn`` acts on the samples of a batch independently and that there is an
+``r`` such that, for every image, ``fn(x)[..., i, j]`` depends only on the pixels of ``x`` within
+Chebyshev distance ``r`` of ``(i, j)`` and on where the image borders are relative to ``(i, j)``, by a
+rule invariant to translations by multiples of ``align`` (a stack of convolutions, with any padding mode,
+and pointwise operations: a stack of ``d`` 3×3 convolutions has ``r = d``; a Bayer demosaicker needs
+``align=2``). Then, if ``r <= margin`` (default ``overlap // 2``), ``tiled_apply(fn, x, ...)`` equals
+``fn(x)`` up to floating-point rounding: every weight is non-zero only where its tile's result is exact.
+The bound is tight (``r = margin + 1`` gives wrong pixels at the cuts). Networks with a finite but large
+or an unbounded receptive field (U-Nets, attention) are approximated; the error decays with the margin,
+and a margin smaller than ``overlap // 2`` hides the seams under a cross-fade. Pooling networks are
+equivariant only to shifts by a multiple of their total down-sampling: pass ``align=2**depth``.
+
+Memory. The output is allocated once on ``x.device`` (the CPU for a CPU image); at most ``batch_tiles``
+tiles at a time are copied to ``device``, go through ``fn``, are weighted there and added back, so the
+peak memory is the input plus the output plus ``fn`` on ``batch_tiles`` tiles, whatever the image size.
+``fn`` runs under ``torch.no_grad()`` (the output carries no graph); putting a model in evaluation mode
+(``model.eval()``: batch normalisation, dropout) is left to the caller.
+
+Example:
+    >>> import torch
+    >>> from torch import nn
+    >>> from selfinv.inference import receptive_field, tiled_apply
+    >>> _ = torch.manual_seed(0)
+    >>> net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 2, 3, padding=1)).double()
+    >>> receptive_field(net, 1)
+    2
+    >>> x = torch.randn(1, 1, 100, 75, dtype=torch.float64)
+    >>> y = tiled_apply(net, x, tile=32, overlap=4)
+    >>> y.shape, bool(torch.allclose(y, net(x), rtol=0, atol=1e-12))
+    (torch.Size([1, 2, 100, 75]), True)
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import warnings
+from collections.abc import Callable
+
+import torch
+
+__all__ = ["receptive_field", "tiled_apply"]
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _axis_tiles(size: int, tile: int, step: int, align: int) -> list[tuple[int, int]]:
+    """(start, stop) of the tiles along one axis: every ``step``, the last one flush with the border."""
+    if size <= tile:
+        return [(0, size)]
+    last = (size - tile) // align * align  # the last start, aligned; the last tile is then < tile + align long
+    return [(s, s + tile) for s in range(0, last, step)] + [(last, size)]
+
+
+def _axis_windows(
+    size: int, tiles: list[tuple[int, int]], margin: int, ramp: int
+) -> list[tuple[int, int, torch.Tensor]]:
+    """Normalised 1-D weights of each tile: (first, stop, weights on [first, stop)), zero outside."""
+    raw = []
+    total = torch.zeros(size, dtype=torch.float64)
+    for a, b in tiles:
+        idx = torch.arange(a, b, dtype=torch.float64)
+        d = torch.full_like(idx, math.inf)
+        if a > 0:  # an interior (artificial) edge on the left/top
+            d = torch.minimum(d, idx - a)
+        if b < size:
+            d = torch.minimum(d, b - 1 - idx)
+        u = ((d - margin + 1) / (ramp + 1)).clamp(max=1.0)
+        t = torch.where(d >= margin, 0.5 - 0.5 * torch.cos(math.pi * u), torch.zeros_like(u))
+        t = torch.where(u >= 1, torch.ones_like(t), t)  # exactly 1 past the ramp
+        raw.append(t)
+        total[a:b] += t
+    if bool((total <= 0).any()):  # cannot happen when tile - step >= 2 * margin; kept as a safety net
+        raise RuntimeError("tiled_apply: internal error, the tile windows do not cover the image")
+    out = []
+    for (a, _b), t in zip(tiles, raw, strict=True):
+        nz = torch.nonzero(t > 0).flatten()
+        lo, hi = int(nz[0]), int(nz[-1]) + 1  # the support is an interval
+        out.append((a + lo, a + hi, t[lo:hi] / total[a + lo : a + hi]))
+    return out
+
+
+def tiled_apply(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    tile: int,
+    overlap: int,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+    batch_tiles: int = 1,
+    *,
+    margin: int | None = None,
+    align: int = 1,
+) -> torch.Tensor:
+    """Apply ``fn`` to ``x`` (B, C, H, W) tile by tile and blend the tiles (see the module docstring).
+
+    Args:
+        fn: image-to-image function (b, C, h, w) -> (b, C', h, w) (same h, w; C' may differ from C; real or
+            complex), applied to the samples independently. Called on tiles of at most ``tile`` (+ ``align``
+            - 1 for the last ones) pixels a side, ``batch_tiles * B`` at a time.
+        x: image batch (B, C, H, W), any H, W, real or complex; stays where it is.
+        tile: tile side in pixels.
+        overlap: overlap of neighbouring tiles in pixels, ``0 <= overlap < tile``. The result equals
+            ``fn(x)`` when fn's receptive-field radius is at most ``margin`` (default ``overlap // 2``).
+        device: where ``fn`` runs (default: ``x.device``); tiles are moved there one batch at a time.
+        progress: show a tqdm bar over the tiles on stderr.
+        batch_tiles: tiles of equal shape sent through ``fn`` together (stacked along the batch axis).
+        margin: pixels next to an artificial tile edge that get weight 0, ``0 <= margin <= overlap // 2``;
+            the rest of the overlap is a cosine cross-fade. Default ``overlap // 2``: a hard cut, exact for
+            the largest receptive field.
+        align: tile starts are multiples of ``align`` (2 for Bayer mosaics, ``2**depth`` for a U-Net with
+            ``depth`` poolings); ``tile - overlap`` is rounded down to a multiple of it (must stay >= align).
+
+    Returns:
+        ``(B, C', H, W)`` on ``x.device``, with fn's output dtype.
+    """
+    if not callable(fn):
+        raise ValueError(f"tiled_apply: fn must be callable, got {type(fn).__name__}")
+    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"tiled_apply: x must be an image batch (B, C, H, W), got {got}")
+    if min(x.shape) < 1:
+        raise ValueError(f"tiled_apply: x must not be empty, got shape {tuple(x.shape)}")
+    for name, v in (("tile", tile), ("overlap", overlap), ("batch_tiles", batch_tiles), ("align", align)):
+        if not _is_int(v):
+            raise ValueError(f"tiled_apply: {name} must be an integer, got {v!r}")
+    if tile < 1 or not 0 <= overlap < tile:
+        raise ValueError(f"tiled_apply: need tile > overlap >= 0, got tile={tile}, overlap={overlap}")
+    if batch_tiles < 1 or align < 1:
+        raise ValueError(f"tiled_apply: batch_tiles and align must be >= 1, got {batch_tiles} and {align}")
+    step = (tile - overlap) // align * align
+    if step < 1:
+        raise ValueError(
+            f"tiled_apply: tile - overlap = {tile - overlap} must be at least align = {align} "
+            "(tile starts are multiples of align)"
+        )
+    if margin is None:
+        margin = overlap // 2
+    if not _is_int(margin) or not 0 <= margin <= overlap // 2:
+        raise ValueError(
+            f"tiled_apply: margin must be an integer in [0, overlap // 2 = {overlap // 2}], got {margin!r}"
+        )
+    ramp = (tile - step) - 2 * margin
+    device = x.device if device is None else torch.device(device)
+
+    B, C, H, W = x.shape
+    rtiles, ctiles = _axis_tiles(H, tile, step, align), _axis_tiles(W, tile, step, align)
+    rows, cols = _axis_windows(H, rtiles, margin, ramp), _axis_windows(W, ctiles, margin, ramp)
+    # tiles in row-major order: (row read range, col read range, row window, col window)
+    jobs = [(r, c, rw, cw) for r, rw in zip(rtiles, rows, strict=True) for c, cw in zip(ctiles, cols, strict=True)]
+
+    def shape(job) -> tuple[int, int]:
+        return job[0][1] - job[0][0], job[1][1] - job[1][0]
+
+    from tqdm.auto import tqdm
+
+    out: torch.Tensor | None = None
+    bar = tqdm(total=len(jobs), desc="tiles", unit="tile", disable=not progress, file=sys.stderr, leave=False)
+    try:
+        with torch.no_grad():
+            i = 0
+            while i < len(jobs):
+                th, tw = shape(jobs[i])
+                group = [jobs[i]]
+                while (
+                    len(group) < batch_tiles and i + len(group) < len(jobs) and shape(jobs[i + len(group)]) == (th, tw)
+                ):
+                    group.append(jobs[i + len(group)])
+                buf = torch.empty((len(group) * B, C, th, tw), dtype=x.dtype, device=device)
+                for k, ((a0, a1), (b0, b1), _, _) in enumerate(group):
+                    buf[k * B : (k + 1) * B].copy_(x[:, :, a0:a1, b0:b1])
+                y = fn(buf)
+                if (
+                    not isinstance(y, torch.Tensor)
+                    or y.ndim != 4
+                    or y.shape[0] != buf.shape[0]
+                    or y.shape[2:] != buf.shape[2:]
+                ):
+                    got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+                    raise ValueError(
+                        f"tiled_apply: fn must map (b, C, h, w) to (b, C', h, w) with the same b, h, w; "
+                        f"got {tuple(buf.shape)} -> {got}"
+                    )
+                if out is None:
+                    out = torch.zeros((B, y.shape[1], H, W), dtype=y.dtype, device=x.device)
+                wdtype = y.real.dtype if y.is_complex() else y.dtype
+                for k, ((a0, _), (b0, _), (p0, p1, wr), (q0, q1, wc)) in enumerate(group):
+                    part = y[k * B : (k + 1) * B, :, p0 - a0 : p1 - a0, q0 - b0 : q1 - b0]
+                    w = (wr[:, None] * wc[None, :]).to(device=y.device, dtype=wdtype)
+                    out[:, :, p0:p1, q0:q1] += (part * w).to(out.device)
+                del buf, y
+                i += len(group)
+                bar.update(len(group))
+    finally:
+        bar.close()
+    assert out is not None
+    return out
+
+
+def receptive_field(
+    fn_or_model: Callable[[torch.Tensor], torch.Tensor],
+    channels: int,
+    size: int = 33,
+    *,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+    max_size: int = 1025,
+    probes: int = 2,
+    seed: int = 0,
+) -> int:
+    """Receptive-field radius of a network, measured: the support of the gradient of its centre output pixel.
+
+    The network gets ``probes`` random images (1, channels, size, size) (seeded; random rather than zero so
+    that ReLUs are active somewhere and do not hide paths); the radius is the largest Chebyshev distance from
+    the centre of an input pixel with a non-zero gradient of the centre output pixel (summed over output
+    channels, real and imaginary parts). When the support reaches the probe's border the probe size is
+    doubled, up to ``max_size``, after which a warning is issued and the lower bound returned. Use
+    ``overlap >= 2 * receptive_field(...)`` in :func:`tiled_apply`. Put a model in evaluation mode first
+    (batch normalisation in training mode couples the whole image).
+
+    Args:
+        fn_or_model: differentiable image-to-image callable (1, channels, h, w) -> (1, C', h, w).
+        channels: input channels.
+        size: initial probe side (made odd).
+        dtype: probe dtype (the model's, or a complex dtype for complex networks).
+        device: where to run (default: the model's parameters' device, else CPU).
+        max_size: largest probe side.
+        probes: random images; the radius is the largest over them.
+        seed: seed of the probes.
+    """
+    if not callable(fn_or_model):
+        raise ValueError(f"receptive_field: expected a callable, got {type(fn_or_model).__name__}")
+    if not _is_int(channels) or channels < 1:
+        raise ValueError(f"receptive_field: channels must be an integer >= 1, got {channels!r}")
+    if not _is_int(size) or size < 3 or not _is_int(max_size) or max_size < size:
+        raise ValueError(f"receptive_field: need 3 <= size <= max_size, got size={size}, max_size={max_size}")
+    if device is None:
+        params = getattr(fn_or_model, "parameters", None)
+        first = next(iter(params()), None) if callable(params) else None
+        device = first.device if first is not None else torch.device("cpu")
+    size |= 1
+    gen = torch.Generator().manual_seed(seed)
+    while True:
+        c = size // 2
+        radius = -1
+        for _ in range(max(1, probes)):
+            x = torch.randn((1, channels, size, size), generator=gen, dtype=dtype).to(device).requires_grad_(True)
+            with torch.enable_grad():
+                y = fn_or_model(x)
+                if not isinstance(y, torch.Tensor) or y.ndim != 4 or y.shape[-2:] != x.shape[-2:]:
+                    got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+                    raise ValueError(f"receptive_field: expected an image-to-image network, got {got}")
+                centre = y[:, :, c, c]
+                s = centre.real.sum() + centre.imag.sum() if centre.is_complex() else centre.sum()
+                if not s.requires_grad:
+                    raise ValueError("receptive_field: the output does not depend on the input through autograd")
+                (g,) = torch.autograd.grad(s, x, allow_unused=True)
+            if g is None:
+                continue
+            support = torch.nonzero((g.abs() > 0).any(dim=1)[0])
+            if support.numel():
+                radius = max(radius, int((support - c).abs().max()))
+        radius = max(radius, 0)
+        if radius < c:
+            return radius
+        if size >= max_size:
+            warnings.warn(
+                f"receptive_field: the support reaches the border of the largest probe ({size} px); "
+                f"the radius is at least {radius}",
+                stacklevel=2,
+            )
+            return radius
+        size = min(2 * size - 1, max_size) | 1
