@@ -11,22 +11,25 @@ down to a multiple of ``align``); the last tile is shifted inward so that it end
 Every tile touching the image border is flush with it, so ``fn`` sees the border, and its padding, exactly
 as on the whole image; only the *interior* tile edges are artificial.
 
-Window. Let ``m = margin`` (default ``overlap // 2``). Along an axis, a tile's raw weight at a pixel at
-distance ``d`` (in pixels) from the nearest interior edge of the tile is
+Window. Take the overlap band of two neighbouring tiles along an axis, ``L`` pixels long (``tile - step``
+in the regular grid, more where the last tile was shifted inward), and ``n = (tile - step) - 2 * margin``
+(``margin`` defaults to ``overlap // 2``, so ``n`` is 0, or 1 for an odd overlap, unless ``align`` widened
+the overlap). At position ``k = 0 .. L-1`` of the band, with ``z = ceil((L - n) / 2)``, the right tile
+has weight
 
 .. math::
 
-    t(d) = 0 \ (d < m), \qquad t(d) = \tfrac12 - \tfrac12\cos\bigl(\pi \min(1, \tfrac{d - m + 1}{n + 1})\bigr)
-    \ (d \ge m),
+    w(k) = 0 \ (k < z), \qquad w(k) = \tfrac12 - \tfrac12\cos\Bigl(\pi\,\frac{k - z + 1}{n + 1}\Bigr)
+    \ (z \le k < z + n), \qquad w(k) = 1 \ (k \ge z + n),
 
-a cosine ramp over ``n = (tile - step) - 2m`` pixels (the overlap not used by the two margins), and the
-weights are divided by their sum over the tiles, a partition of unity; the 2-D window is the product of
-the two 1-D windows. In a regular overlap band the two ramps already sum to one (a cosine cross-fade);
-the division only matters where the last, shifted tile overlaps more. With the default margin, ``n`` is 0
-(or 1 for odd overlaps): a hard cut in the middle of each overlap band, every output pixel is copied from
-the one tile where it lies at least ``overlap // 2`` pixels from an artificial edge (the "core" of the
-tile). A smaller margin trades exactness radius for a smooth cross-fade (networks with unbounded
-receptive fields such as U-Nets).
+and the left tile ``1 - w(k)``: the cut (``n = 0``) or the cosine cross-fade is centred in the band, and
+each tile has weight 0 on at least ``margin`` pixels next to each of its artificial edges (on
+``(L - n) / 2`` of them in wider bands). A tile's 1-D window is the product of its two sides' factors,
+divided by the sum over the tiles (which only matters where three tiles overlap, ``overlap > tile / 2``),
+a partition of unity; the 2-D window is the product of the row and the column windows. With the default
+margin every output pixel is thus copied from the tile where it lies deepest inside (the tile's "core"),
+at least ``overlap // 2`` pixels from an artificial edge. A smaller ``margin`` gives a smooth cosine
+cross-fade over ``overlap - 2 * margin`` pixels, at the cost of a smaller exact radius.
 
 Exact guarantee. Suppose that ``fn`` acts on the samples of a batch independently and that there is an
 ``r`` such that, for every image, ``fn(x)[..., i, j]`` depends only on the pixels of ``x`` within
@@ -35,10 +38,13 @@ rule invariant to translations by multiples of ``align`` (a stack of convolution
 and pointwise operations: a stack of ``d`` 3×3 convolutions has ``r = d``; a Bayer demosaicker needs
 ``align=2``). Then, if ``r <= margin`` (default ``overlap // 2``), ``tiled_apply(fn, x, ...)`` equals
 ``fn(x)`` up to floating-point rounding: every weight is non-zero only where its tile's result is exact.
-The bound is tight (``r = margin + 1`` gives wrong pixels at the cuts). Networks with a finite but large
-or an unbounded receptive field (U-Nets, attention) are approximated; the error decays with the margin,
-and a margin smaller than ``overlap // 2`` hides the seams under a cross-fade. Pooling networks are
-equivariant only to shifts by a multiple of their total down-sampling: pass ``align=2**depth``.
+The bound is tight (``r = margin + 1`` gives wrong pixels next to the cuts). Networks whose receptive
+field exceeds the margin (U-Nets, attention, global normalisation) are approximated: the error is what
+the network does differently with ``margin`` pixels of context instead of the whole image, it decays with
+the overlap for U-Nets, and a margin smaller than ``overlap // 2`` spreads what is left of a seam over a
+cross-fade. A U-Net with ``depth`` poolings is equivariant only to shifts by multiples of ``2**depth``:
+pass ``align=2**depth`` and a ``tile`` that is a multiple of it (the whole-image result itself depends on
+how the image is padded to a multiple of ``2**depth``, so tiles only match it when H and W are multiples).
 
 Memory. The output is allocated once on ``x.device`` (the CPU for a CPU image); at most ``batch_tiles``
 tiles at a time are copied to ``device``, go through ``fn``, are weighted there and added back, so the
@@ -84,25 +90,36 @@ def _axis_tiles(size: int, tile: int, step: int, align: int) -> list[tuple[int, 
     return [(s, s + tile) for s in range(0, last, step)] + [(last, size)]
 
 
-def _axis_windows(
-    size: int, tiles: list[tuple[int, int]], margin: int, ramp: int
-) -> list[tuple[int, int, torch.Tensor]]:
-    """Normalised 1-D weights of each tile: (first, stop, weights on [first, stop)), zero outside."""
+def _ramp_factor(d: torch.Tensor, zero: int, ramp: int) -> torch.Tensor:
+    """0 for d < zero, then a cosine rise over ``ramp`` pixels, then exactly 1 (d: distance to an edge)."""
+    u = (d - zero + 1) / (ramp + 1)
+    t = 0.5 - 0.5 * torch.cos(math.pi * u.clamp(0.0, 1.0))
+    return torch.where(d < zero, torch.zeros_like(t), torch.where(u >= 1, torch.ones_like(t), t))
+
+
+def _axis_windows(size: int, tiles: list[tuple[int, int]], ramp: int) -> list[tuple[int, int, torch.Tensor]]:
+    """Normalised 1-D weights of each tile: (first, stop, weights on [first, stop)), zero outside.
+
+    In the overlap band [s_next, e_prev) of two neighbouring tiles (length L >= 2 * margin + ramp) the cut,
+    or the ramp, is centred: the left tile keeps weight 1 up to floor((L - ramp) / 2) pixels from its edge,
+    the right tile gets weight 0 on its first ceil((L - ramp) / 2) pixels, and the two cosine ramps in
+    between are complementary. A tile's weight is the product of its two sides' factors; dividing by the
+    sum over tiles makes a partition of unity even where three tiles overlap.
+    """
     raw = []
     total = torch.zeros(size, dtype=torch.float64)
-    for a, b in tiles:
+    for i, (a, b) in enumerate(tiles):
         idx = torch.arange(a, b, dtype=torch.float64)
-        d = torch.full_like(idx, math.inf)
-        if a > 0:  # an interior (artificial) edge on the left/top
-            d = torch.minimum(d, idx - a)
-        if b < size:
-            d = torch.minimum(d, b - 1 - idx)
-        u = ((d - margin + 1) / (ramp + 1)).clamp(max=1.0)
-        t = torch.where(d >= margin, 0.5 - 0.5 * torch.cos(math.pi * u), torch.zeros_like(u))
-        t = torch.where(u >= 1, torch.ones_like(t), t)  # exactly 1 past the ramp
+        t = torch.ones_like(idx)
+        if i > 0:  # an interior (artificial) edge on the left/top: this tile is the right one of the band
+            band = tiles[i - 1][1] - a
+            t = t * _ramp_factor(idx - a, (band - ramp + 1) // 2, ramp)
+        if i + 1 < len(tiles):
+            band = b - tiles[i + 1][0]
+            t = t * _ramp_factor(b - 1 - idx, (band - ramp) // 2, ramp)
         raw.append(t)
         total[a:b] += t
-    if bool((total <= 0).any()):  # cannot happen when tile - step >= 2 * margin; kept as a safety net
+    if bool((total <= 0).any()):  # cannot happen (the ramps of a band are complementary); a safety net
         raise RuntimeError("tiled_apply: internal error, the tile windows do not cover the image")
     out = []
     for (a, _b), t in zip(tiles, raw, strict=True):
@@ -177,7 +194,7 @@ def tiled_apply(
 
     B, C, H, W = x.shape
     rtiles, ctiles = _axis_tiles(H, tile, step, align), _axis_tiles(W, tile, step, align)
-    rows, cols = _axis_windows(H, rtiles, margin, ramp), _axis_windows(W, ctiles, margin, ramp)
+    rows, cols = _axis_windows(H, rtiles, ramp), _axis_windows(W, ctiles, ramp)
     # tiles in row-major order: (row read range, col read range, row window, col window)
     jobs = [(r, c, rw, cw) for r, rw in zip(rtiles, rows, strict=True) for c, cw in zip(ctiles, cols, strict=True)]
 
@@ -187,7 +204,7 @@ def tiled_apply(
     from tqdm.auto import tqdm
 
     out: torch.Tensor | None = None
-    bar = tqdm(total=len(jobs), desc="tiles", unit="tile", disable=not progress, file=sys.stderr, leave=False)
+    bar = tqdm(total=len(jobs), desc="tiles", unit="tile", disable=not progress, file=sys.stderr)
     try:
         with torch.no_grad():
             i = 0
@@ -234,7 +251,7 @@ def receptive_field(
     channels: int,
     size: int = 33,
     *,
-    dtype: torch.dtype = torch.float64,
+    dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
     max_size: int = 1025,
     probes: int = 2,
@@ -254,8 +271,9 @@ def receptive_field(
         fn_or_model: differentiable image-to-image callable (1, channels, h, w) -> (1, C', h, w).
         channels: input channels.
         size: initial probe side (made odd).
-        dtype: probe dtype (the model's, or a complex dtype for complex networks).
-        device: where to run (default: the model's parameters' device, else CPU).
+        dtype: probe dtype (default: the dtype of the model's first parameter, else float64); pass a complex
+            dtype for networks that take complex images.
+        device: where to run (default: the device of the model's first parameter, else the CPU).
         max_size: largest probe side.
         probes: random images; the radius is the largest over them.
         seed: seed of the probes.
@@ -266,10 +284,12 @@ def receptive_field(
         raise ValueError(f"receptive_field: channels must be an integer >= 1, got {channels!r}")
     if not _is_int(size) or size < 3 or not _is_int(max_size) or max_size < size:
         raise ValueError(f"receptive_field: need 3 <= size <= max_size, got size={size}, max_size={max_size}")
+    params = getattr(fn_or_model, "parameters", None)
+    first = next(iter(params()), None) if callable(params) else None
     if device is None:
-        params = getattr(fn_or_model, "parameters", None)
-        first = next(iter(params()), None) if callable(params) else None
         device = first.device if first is not None else torch.device("cpu")
+    if dtype is None:
+        dtype = first.dtype if first is not None and first.is_floating_point() else torch.float64
     size |= 1
     gen = torch.Generator().manual_seed(seed)
     while True:
