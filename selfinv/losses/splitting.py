@@ -69,8 +69,11 @@ class Splitting(Loss):
 
     ``consistency`` adds a term on the input part: ``"none"`` (SSDU), ``"mc"``
     (:math:`\|S(y - A f)\|^2`: the tutorial's full :math:`\|y - A f(Sy, SA)\|^2`, biased by noise on the
-    input entries) or ``"sure"`` (the noisy variant: SURE of :math:`S A f(Sy, SA)` on the input entries,
-    one more network evaluation). The held-out part is not affected by separable noise.
+    input entries), or one of the noisy variants of the tutorial's slide: ``"sure"`` (SURE of
+    :math:`S A f(Sy, SA)` on the input entries, one more network evaluation) or ``"r2r"`` (the network
+    sees the recorrupted :math:`S y_1` and the input entries are compared with the independent
+    :math:`S y_2`, :math:`\|S(y_2 - A f(Sy_1, SA))\|^2`; still one evaluation). The held-out part
+    :math:`(I - S)(y - A f)` is not affected by separable noise.
 
     Test time (``test_model``): ``mode="full"`` evaluates :math:`f(y, A)` (SSDU practice, cheap) and
     ``mode="average"`` the average :math:`\frac1K\sum_k f(S_k y, S_k A)` over K fresh splits.
@@ -78,7 +81,8 @@ class Splitting(Loss):
     Args:
         split_ratio: fraction of the acquired entries given to the network as input, in (0, 1).
         split: "bernoulli" (uniform) or "gaussian" (variable density, for k-space).
-        consistency: "none" (default), "mc" or "sure".
+        consistency: "none" (default), "mc", "sure" or "r2r".
+        alpha: the R2R recorruption level (``consistency="r2r"``).
         gaussian_std: width of the variable-density profile (fraction of each axis).
         mode: default test-time mode, "full" or "average"; n_samples: K for "average".
 
@@ -101,22 +105,25 @@ class Splitting(Loss):
         gaussian_std: float = 0.25,
         mode: str = "full",
         n_samples: int = 5,
+        alpha: float = 0.15,
     ) -> None:
         super().__init__()
         if not 0 < split_ratio < 1:
             raise ValueError(f"Splitting: split_ratio must be in (0, 1), got {split_ratio}")
         if split not in SPLITS:
             raise ValueError(f"Splitting: split must be one of {', '.join(SPLITS)}, got {split!r}")
-        if consistency not in ("none", "mc", "sure"):
-            raise ValueError(f"Splitting: consistency must be one of none, mc, sure, got {consistency!r}")
+        if consistency not in ("none", "mc", "sure", "r2r"):
+            raise ValueError(f"Splitting: consistency must be one of none, mc, sure, r2r, got {consistency!r}")
+        if not 0 < alpha < 1:
+            raise ValueError(f"Splitting: alpha must be in (0, 1), got {alpha}")
         if mode not in MODES:
             raise ValueError(f"Splitting: mode must be one of {', '.join(MODES)}, got {mode!r}")
         if n_samples < 1:
             raise ValueError(f"Splitting: n_samples must be >= 1, got {n_samples}")
         self.split_ratio, self.split, self.gaussian_std = float(split_ratio), split, float(gaussian_std)
         self.mode, self.n_samples = mode, int(n_samples)
-        self.consistency_name = consistency
-        self.consistency = make_consistency(consistency, "Splitting") if consistency == "sure" else None
+        self.consistency_name, self.alpha = consistency, float(alpha)
+        self.consistency = make_consistency(consistency, "Splitting") if consistency in ("sure", "r2r") else None
         self.info = LossInfo(
             train_evals=2 if consistency == "sure" else 1,
             test_evals=1 if mode == "full" else ">1",
@@ -144,8 +151,13 @@ class Splitting(Loss):
         y, physics = ctx.y, ctx.physics
         s = self.masks(y, physics, ctx.generator)
         held_out = physics.acquired(y).expand(y.shape).to(s.dtype) * (1 - s)
-        sub = physics.subsample(s)
-        y_in = s * y
+        if self.consistency_name == "r2r":  # the network sees S y1; the input entries are checked against S y2
+            from selfinv.losses.r2r import recorrupt
+
+            y1, y2, physics1 = recorrupt(y, physics, self.alpha, ctx.generator, owner="Splitting")
+            sub, y_in = physics1.subsample(s), s * y1
+        else:
+            sub, y_in = physics.subsample(s), s * y
         sub_ctx = LossContext(y_in, sub, ctx.model, None, None, ctx.generator)
         x_hat = sub_ctx.x_hat  # f(Sy, SA)
         residual = y - physics.A(x_hat)
@@ -153,6 +165,8 @@ class Splitting(Loss):
         loss = _sq(held_out * residual).sum() / (dof * held_out.sum().clamp_min(1))
         if self.consistency_name == "mc":
             loss = loss + _sq(s * residual).sum() / (dof * s.sum().clamp_min(1))
+        elif self.consistency_name == "r2r":
+            loss = loss + _sq(s * (y2 - physics.A(x_hat))).sum() / (dof * s.sum().clamp_min(1))
         elif self.consistency is not None:
             loss = loss + self.consistency._loss(sub_ctx)
         return loss

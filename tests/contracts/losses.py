@@ -144,6 +144,7 @@ LOSS_CASES: dict[str, LossCase] = {
     "autoencoder": case(_loss("autoencoder", "AutoencoderLoss"), model=_autoencoder_net),
     "splitting": case(_loss("splitting", "Splitting"), physics=_masks),
     "splitting_sure": case(_loss("splitting", "Splitting", consistency="sure"), physics=_masks),
+    "splitting_r2r": case(_loss("splitting", "Splitting", consistency="r2r"), physics=_masks),
     "moi": case(_moi, physics=_masks),
     "ei": case(_transformed("EI"), physics=_masks),
     "rei": case(_transformed("REI"), physics=_masks),
