@@ -1,0 +1,84 @@
+"""One line on stderr per failure, exit code 1, no traceback unless ``--debug`` (or ``SELFINV_DEBUG=1``)."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import typer
+
+#: set by the global ``--debug`` option
+STATE = {"debug": False}
+
+
+def debug() -> bool:
+    return STATE["debug"] or os.environ.get("SELFINV_DEBUG", "") not in ("", "0")
+
+
+def one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def error_line(exc: BaseException) -> str:
+    """The message shown for an exception: ours as they are, anything else prefixed by its type."""
+    from pydantic import ValidationError
+
+    from selfinv.config import format_validation_error
+
+    if isinstance(exc, ValidationError):
+        return format_validation_error(exc)
+    if isinstance(exc, (ValueError, FileNotFoundError, FloatingPointError)):
+        msg = one_line(exc) or type(exc).__name__
+        return msg if not isinstance(exc, FileNotFoundError) or not exc.filename else f"{exc.filename}: no such file"
+    if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
+        return "out of memory: use a smaller --tile, a smaller batch size or another device"
+    if isinstance(exc, OSError):
+        return one_line(f"{getattr(exc, 'filename', None) or ''}{': ' if getattr(exc, 'filename', None) else ''}{exc.strerror or exc}")
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return one_line(f"{type(exc).__name__}: {first}") + " (run with --debug for the traceback)"
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print ``error: message`` on stderr and exit."""
+    typer.echo(f"error: {one_line(message)}", err=True)
+    raise typer.Exit(code)
+
+
+def note(message: str) -> None:
+    """An informational line on stderr (stdout stays for results)."""
+    typer.echo(message, err=True)
+
+
+def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a command; turn any exception into one line on stderr and exit code 1 (``--debug``: re-raise)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except BrokenPipeError:  # `selfinv ... | head`: the reader left; stop quietly
+            try:
+                sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (no flush errors at exit)
+            except OSError:
+                pass
+            raise typer.Exit(141) from None
+        except KeyboardInterrupt:
+            if debug():
+                raise
+            typer.echo("error: interrupted", err=True)
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            from typer.exceptions import TyperException
+
+            if isinstance(exc, TyperException) or debug():
+                raise
+            sys.stdout.flush()
+            typer.echo(f"error: {error_line(exc)}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper

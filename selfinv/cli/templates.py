@@ -1,0 +1,238 @@
+"""``selfinv config init``: a commented YAML config per task that runs as is on the embedded photographs.
+
+Default losses: SURE for denoising, and for the tasks with a new random operator per image (inpainting, MRI)
+SURE plus an equivariance term; robust equivariant imaging (REI) for the fixed incomplete operators (CT,
+deblurring, compressed sensing, demosaicing). Small, CPU-friendly defaults (32-pixel patches, a two-level U-Net of width 16, a few hundred steps), a model
+per task (the U-Net alone for denoising, inside a back-projection wrapper for the incomplete operators), and
+per task the transforms for equivariant imaging: rotations for MRI and CT, shifts for inpainting,
+compressed sensing and demosaicing, down-scaling for deblurring.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from selfinv.advisor import MEASUREMENT_DOMAIN
+from selfinv.config import LOSS_BACKBONES, LossConfig, section_fields
+from selfinv.losses import LOSSES, _example
+from selfinv.noise import NOISE_MODELS
+
+TASKS = ("denoising", "inpainting", "mri", "ct", "deblur", "cs", "demosaic")
+
+#: noise parameters for templates, per noise model (a loss that supports only some models gets one of them)
+NOISE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "gaussian": {"sigma": 0.1},
+    "poisson": {"gain": 0.05},
+    "poisson_gaussian": {"gain": 0.05, "sigma": 0.05},
+    "gamma": {"shape": 10.0},
+    "correlated_gaussian": {"sigma": 0.1, "kernel": [[0.0, 0.25, 0.0], [0.25, 1.0, 0.25], [0.0, 0.25, 0.0]]},
+}
+
+_UNET = {"name": "unet", "depth": 2, "width": 16}
+
+#: per task: physics, noise, equivariance transform, default loss, data and model choices
+TASK_SPECS: dict[str, dict[str, Any]] = {
+    "denoising": {
+        "about": "Gaussian denoising (A = I) of the embedded photographs",
+        "physics": {"name": "denoising"},
+        "noise": {"name": "gaussian", "sigma": 0.1},
+        "transform": None,
+        "loss": "sure",
+        "gray": True,
+        "test_size": 128,
+        "wrapper": {"name": "none"},
+    },
+    "inpainting": {
+        "about": "inpainting: half of the pixels observed, a new random mask for every image",
+        "physics": {"name": "inpainting", "sampler": {"name": "bernoulli_mask", "p": 0.5}},
+        "noise": {"name": "gaussian", "sigma": 0.05},
+        "transform": {"name": "shift"},
+        "loss": "sure",
+        "gray": True,
+        "test_size": 64,
+        "wrapper": {"name": "backprojection", "init": "adjoint"},
+    },
+    "mri": {
+        "about": "single-coil Cartesian MRI, 4x acceleration, a new random line mask for every image "
+        "(complex images made from the embedded photos; data.phase > 0 adds a smooth phase)",
+        "physics": {"name": "mri", "sampler": {"name": "mri_mask", "acceleration": 4.0, "center_fraction": 0.08, "pattern": "random"}},
+        "noise": {"name": "gaussian", "sigma": 0.02},
+        "transform": {"name": "rotate", "n": 4},
+        "loss": "sure",
+        "gray": True,
+        "test_size": 64,
+        "wrapper": {"name": "backprojection", "init": "adjoint"},
+    },
+    "ct": {
+        "about": "sparse-view parallel-beam CT (15 angles) of the embedded photos and the Shepp-Logan phantom",
+        "physics": {"name": "tomography", "angles": 15},
+        "noise": {"name": "gaussian", "sigma": 0.2},
+        "transform": {"name": "rotate", "n": 4},
+        "loss": "rei",
+        "gray": True,
+        "test_size": 32,
+        "test_images": ["phantom", "camera", "coins", "moon"],
+        "wrapper": {"name": "backprojection", "init": "fbp"},
+    },
+    "deblur": {
+        "about": "deblurring: a fixed Gaussian blur (sigma 1.5 px), light noise",
+        "physics": {"name": "blur", "kernel": {"kind": "gaussian", "sigma": 1.5, "size": 9}},
+        "noise": {"name": "gaussian", "sigma": 0.01},
+        "transform": {"name": "scale"},
+        "loss": "rei",
+        "gray": True,
+        "test_size": 64,
+        "wrapper": {"name": "backprojection", "init": "adjoint"},
+    },
+    "cs": {
+        "about": "compressed sensing: m = 256 random Gaussian projections of 32x32 images (n = 1024)",
+        "physics": {"name": "compressed_sensing", "m": 256, "kind": "gaussian"},
+        "noise": {"name": "gaussian", "sigma": 0.01},
+        "transform": {"name": "shift"},
+        "loss": "rei",
+        "gray": True,
+        "test_size": 32,
+        "wrapper": {"name": "backprojection", "init": "adjoint"},
+    },
+    "demosaic": {
+        "about": "demosaicing: a Bayer RGGB colour-filter array on the RGB photographs",
+        "physics": {"name": "demosaicing", "pattern": "RGGB"},
+        "noise": {"name": "gaussian", "sigma": 0.02},
+        "transform": {"name": "shift"},
+        "loss": "rei",
+        "gray": False,
+        "test_size": 64,
+        "wrapper": {"name": "backprojection", "init": "adjoint"},
+    },
+}
+
+
+_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]*$")
+_RESERVED = {"true", "false", "null", "yes", "no", "on", "off", "y", "n", "~"}
+
+
+def _v(value: Any) -> str:
+    """A YAML flow value (JSON is valid YAML; simple words are left unquoted)."""
+    if isinstance(value, str) and _PLAIN.match(value) and value.lower() not in _RESERVED:
+        return value
+    if isinstance(value, list):
+        return "[" + ", ".join(_v(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def _flow(d: dict) -> str:
+    return "{" + ", ".join(f"{k}: {_v(v) if not isinstance(v, dict) else _flow(v)}" for k, v in d.items()) + "}"
+
+
+def check_loss(task: str, loss: str) -> None:
+    """Refuse a loss that cannot work for the task (from the loss registry's properties)."""
+    if loss not in LOSSES:
+        raise ValueError(f"config init: --loss {loss!r} is not one of {', '.join(LOSSES)}")
+    info = _example(loss).info
+    if not info.general_operator and task != "denoising":
+        raise ValueError(f"config init: {loss} is defined for denoising (A = I) only; choose another loss for {task}")
+
+
+def render(task: str, loss: str | None = None) -> str:
+    """The commented YAML config for ``task`` trained with ``loss`` (default: the task's)."""
+    if task not in TASK_SPECS:
+        raise ValueError(f"config init: --task {task!r} is not one of {', '.join(TASKS)}")
+    spec = TASK_SPECS[task]
+    loss = loss or spec["loss"]
+    check_loss(task, loss)
+    info = _example(loss).info
+    noise = dict(spec["noise"])
+    if info.noise_models is not None and NOISE_MODELS[noise["name"]] not in info.noise_models:
+        name = next(k for k, c in NOISE_MODELS.items() if c in info.noise_models)
+        noise = {"name": name, **NOISE_DEFAULTS.get(name, {})}
+    pairs = not info.single_y
+    incomplete = task != "denoising"
+    fields = section_fields(LossConfig, loss)
+    transform = spec["transform"] or {"name": "shift"}
+
+    L: list[str] = []
+    add = L.append
+    add(f"# selfinv config: {spec['about']}.")
+    add(f"# Generated by `selfinv config init --task {task} --loss {loss}`; runs as is on the photographs embedded in")
+    add("# scikit-image (fixed train/test split). Train:   selfinv train THIS.yaml")
+    add("# Override any key on the command line:           selfinv train THIS.yaml --set training.epochs=50")
+    add("# Check which losses can learn from this physics: selfinv check THIS.yaml")
+    add("")
+    add("data:")
+    add("  source: embedded            # embedded | images (a folder of ground truth to simulate from) | measurements (.npz/.h5/folder)")
+    add("  images: null                # embedded: image names (null: the 14 training photographs)")
+    if "test_images" in spec:
+        add(f"  test_images: {_v(spec['test_images'])}   # evaluation images ('phantom' = Shepp-Logan)")
+    else:
+        add("  test_images: null           # evaluation images (null: camera, coins, moon, astronaut)")
+    add("  path: null                  # images: folder of ground-truth images; measurements: .npz/.h5 file or folder")
+    add("  test_path: null             # the same for evaluation (null: the validation split)")
+    add(f"  gray: {_v(spec['gray'])}{' ' * (22 - len(_v(spec['gray'])))}# embedded: luminance (1 channel) or RGB (3)")
+    if task == "mri":
+        add("  phase: 0.0                  # amplitude (x pi rad) of a smooth random phase added to the complex images")
+    add("  patch_size: 32              # train on random square patches of this size")
+    add("  patches_per_image: 8")
+    add(f"  test_size: {spec['test_size']}{' ' * (17 - len(str(spec['test_size'])))}# evaluation: central crops of this size")
+    add("  val_fraction: 0.15          # fraction of the source images held out for validation")
+    add("  normalization: null         # {scale, offset}: u = (v - offset) / scale (null: 8-bit files / 255, arrays as they are)")
+    add("  data_range: 1.0             # of the normalised images, for PSNR and SSIM")
+    add(f"  pairs: {_v(pairs)}{' ' * (21 - len(_v(pairs)))}# simulate a second noisy measurement (Noise2Noise)")
+    add("")
+    add("physics:                      # an operator of selfinv.physics.OPERATORS and its arguments")
+    phys = spec["physics"]
+    add(f"  name: {phys['name']}")
+    for k, v in phys.items():
+        if k in ("name", "sampler"):
+            continue
+        add(f"  {k}: {_flow(v) if isinstance(v, dict) else _v(v)}")
+    if "sampler" in phys:
+        add(f"  sampler: {_flow(phys['sampler'])}   # a new operator per image (SAMPLERS)")
+    add("")
+    add(f"noise: {_flow(noise)}   # NOISE_MODELS; levels in normalised units")
+    add("")
+    add(f"loss:                         # {', '.join(LOSSES)}")
+    add(f"  name: {loss}")
+    add("  weight: 1.0")
+    required = {k: v for k, v in fields.items() if v is ... and k not in ("weight", "extra")}
+    for k in required:
+        if k == "transform":
+            add(f"  transform: {_flow(transform)}   # group for equivariant imaging: shift, rotate, reflect, scale")
+        else:
+            add(f"  {k}: null")
+    optional = {k: v for k, v in fields.items() if v is not ... and k not in ("weight", "extra")}
+    if optional:
+        add(f"  # arguments of {LOSSES[loss].__name__} (defaults; uncomment to change):")
+        for k, v in optional.items():
+            add(f"  # {k}: {_v(v) if not isinstance(v, dict) else _flow(v)}")
+    if incomplete and loss in MEASUREMENT_DOMAIN:
+        if "sampler" in phys:
+            add("  # The random operators (physics.sampler) make the measurement risk identifiable; an equivariance")
+            add("  # term adds the invariance of the images to the group (remove it to compare).")
+        else:
+            add("  # A measurement-domain loss does not see the nullspace of A: an equivariance term adds it.")
+        add("  extra:")
+        add(f"    - {{name: ei, transform: {_flow(transform)}, consistency: none, renoise: true, weight: 1.0}}")
+    else:
+        add("  extra: []                   # more terms added to the loss, each {name: ..., weight: ..., ...}")
+    add("")
+    add("model:")
+    backbone = LOSS_BACKBONES.get(loss, _UNET)
+    wrapper = {"name": "none"} if loss in LOSS_BACKBONES else spec["wrapper"]
+    add(f"  backbone: {_flow(backbone)}   # BACKBONES: unet, dncnn, drunet, ...")
+    add(f"  wrapper: {_flow(wrapper)}   # backprojection | unrolled | none | auto")
+    add("")
+    add("training:")
+    add("  epochs: 20")
+    add("  batch_size: 8")
+    add("  lr: 0.001")
+    add("  scheduler: cosine           # cosine | step | none")
+    add("  max_steps: null             # a budget in optimisation steps (null: epochs decide)")
+    add("  checkpoint_every: null      # also write last.pt every this many steps")
+    add("  patience: null              # early stopping after this many epochs without a better validation loss")
+    add("  device: null                # null: cuda, then mps, then cpu")
+    add(f"  run_dir: runs/{task}-{loss}  # never overwritten; continue it with --resume")
+    add("")
+    add("seed: 0")
+    return "\n".join(L) + "\n"
