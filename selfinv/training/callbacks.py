@@ -39,6 +39,7 @@ class CSVLogger(Callback):
         self.run_dir = Path(run_dir)
 
     def _append(self, name: str, row: dict) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         path = self.run_dir / name
         new = not path.exists()
         with path.open("a", newline="") as f:
