@@ -6,7 +6,9 @@ nullspace; without noise the consistency term is MC, with noise it is "replaced 
 
 from __future__ import annotations
 
-from selfinv.losses.base import Loss, LossInfo
+import torch
+
+from selfinv.losses.base import Loss, LossContext, LossInfo
 
 CONSISTENCY = ("mc", "sure", "r2r", "none")
 
@@ -42,3 +44,33 @@ def with_extra_evals(base: LossInfo, consistency: Loss | None, extra: int, **cha
         evals = c.train_evals + (0 if c.uses_x_hat else 1) + extra
         noise_models, separable = c.noise_models, c.unknown_separable_noise and base.unknown_separable_noise
     return replace(base, train_evals=evals, noise_models=noise_models, unknown_separable_noise=separable, **changes)
+
+
+class WithConsistency(Loss):
+    r"""A loss of the form consistency + :math:`\lambda` · prior term (MOI, EI): the shared plumbing.
+
+    Subclasses call ``super().__init__(consistency, weight, base_info, extra_evals)`` and implement
+    ``_term(ctx)``. The consistency term is evaluated first (so SURE's autograd divergences can share
+    f(y)), its checks and test-time estimator are the loss's own, and ``info`` counts the evaluations.
+    """
+
+    def __init__(self, consistency: str, weight: float, base_info: LossInfo, extra_evals: int, **info_changes) -> None:
+        super().__init__()
+        self.consistency = make_consistency(consistency, type(self).__name__)
+        self.weight = float(weight)
+        self.info = with_extra_evals(base_info, self.consistency, extra=extra_evals, **info_changes)
+
+    def _check(self, physics):
+        if self.consistency is not None:
+            self.consistency._check(physics)
+
+    def _term(self, ctx: LossContext) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _loss(self, ctx):
+        if self.consistency is None:
+            return self.weight * self._term(ctx)
+        return self.consistency._loss(ctx) + self.weight * self._term(ctx)
+
+    def test_model(self, model):
+        return self.consistency.test_model(model) if self.consistency is not None else model

@@ -2,12 +2,12 @@ r"""Equivariant imaging (EI) and robust EI (REI): learning the nullspace from in
 
 from __future__ import annotations
 
-from selfinv.losses.base import Loss, LossInfo, sq_mean
-from selfinv.losses.consistency import make_consistency, with_extra_evals
+from selfinv.losses.base import LossInfo, sq_mean
+from selfinv.losses.consistency import WithConsistency
 from selfinv.transforms import Transform
 
 
-class EI(Loss):
+class EI(WithConsistency):
     r"""Equivariant imaging (Chen, Tachella & Davies, ICCV 2021).
 
     If the signal set is invariant to a group :math:`\{T_g\}`, then :math:`y = A x = A T_g T_g^{-1} x`:
@@ -71,33 +71,20 @@ class EI(Loss):
         renoise: bool = False,
         stop_gradient: bool = False,
     ) -> None:
-        super().__init__()
         if not isinstance(transform, Transform):
             raise ValueError(f"{type(self).__name__}: transform must be a selfinv.transforms.Transform, got {transform!r}")
+        robust = consistency in ("sure", "r2r")
+        reference = "Chen, Tachella & Davies, CVPR 2022 (robust EI)" if robust else self._base_info.reference
+        super().__init__(consistency, weight, self._base_info, extra_evals=1, reference=reference)
         self.transform = transform
-        self.consistency = make_consistency(consistency, type(self).__name__)
-        self.weight, self.renoise, self.stop_gradient = float(weight), bool(renoise), bool(stop_gradient)
-        reference = self._base_info.reference
-        if consistency in ("sure", "r2r"):
-            reference = "Chen, Tachella & Davies, CVPR 2022 (robust EI)"
-        self.info = with_extra_evals(self._base_info, self.consistency, extra=1, reference=reference)
+        self.renoise, self.stop_gradient = bool(renoise), bool(stop_gradient)
 
-    def _check(self, physics):
-        if self.consistency is not None:
-            self.consistency._check(physics)
-
-    def _loss(self, ctx):
+    def _term(self, ctx):
         x_hat = ctx.x_hat
         x_t, _ = self.transform(x_hat, generator=ctx.generator)
         y_t = ctx.physics(x_t, generator=ctx.generator) if self.renoise else ctx.physics.A(x_t)
         target = x_t.detach() if self.stop_gradient else x_t
-        term = sq_mean(ctx.model(y_t, ctx.physics) - target)
-        if self.consistency is None:
-            return self.weight * term
-        return self.consistency._loss(ctx) + self.weight * term
-
-    def test_model(self, model):
-        return self.consistency.test_model(model) if self.consistency is not None else model
+        return sq_mean(ctx.model(y_t, ctx.physics) - target)
 
     def extra_repr(self) -> str:
         return f"transform={self.transform!r}, weight={self.weight:g}, renoise={self.renoise}"

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from selfinv.losses.base import Loss, LossInfo, sq_mean
-from selfinv.losses.consistency import make_consistency, with_extra_evals
+from selfinv.losses.base import LossInfo, sq_mean
+from selfinv.losses.consistency import WithConsistency
 from selfinv.physics.base import LinearOperator
 
 Sampler = Callable[..., LinearOperator]
 
 
-class MOI(Loss):
+class MOI(WithConsistency):
     r"""Multi-operator imaging (Tachella, Chen & Davies, NeurIPS 2022).
 
     .. math::
@@ -67,32 +67,20 @@ class MOI(Loss):
         renoise: bool = False,
         stop_gradient: bool = False,
     ) -> None:
-        super().__init__()
         if not callable(sampler):
             raise ValueError("MOI: sampler must be an operator sampler, called as sampler(batch_size, generator=..)")
+        super().__init__(consistency, weight, self._base_info, extra_evals=1)
         self.sampler = sampler
-        self.consistency = make_consistency(consistency, "MOI")
-        self.weight, self.renoise, self.stop_gradient = float(weight), bool(renoise), bool(stop_gradient)
-        self.info = with_extra_evals(self._base_info, self.consistency, extra=1)
+        self.renoise, self.stop_gradient = bool(renoise), bool(stop_gradient)
 
-    def _check(self, physics):
-        if self.consistency is not None:
-            self.consistency._check(physics)
-
-    def _loss(self, ctx):
+    def _term(self, ctx):
         x_hat = ctx.x_hat
         b = ctx.y.shape[0]
         other = self.sampler(b, generator=ctx.generator, noise=ctx.physics.noise if self.renoise else None)
         other = other.to(x_hat.device)
         y_other = other(x_hat, generator=ctx.generator) if self.renoise else other.A(x_hat)
         target = x_hat.detach() if self.stop_gradient else x_hat
-        term = sq_mean(ctx.model(y_other, other) - target)
-        if self.consistency is None:
-            return self.weight * term
-        return self.consistency._loss(ctx) + self.weight * term
-
-    def test_model(self, model):
-        return self.consistency.test_model(model) if self.consistency is not None else model
+        return sq_mean(ctx.model(y_other, other) - target)
 
     def extra_repr(self) -> str:
         return f"weight={self.weight:g}, renoise={self.renoise}, stop_gradient={self.stop_gradient}"
