@@ -9,7 +9,10 @@ no-learning baseline (y for denoising, filtered back-projection for tomography, 
 
 from __future__ import annotations
 
+import sys
+
 import torch
+from tqdm.auto import tqdm
 
 from selfinv.data.samples import collate
 from selfinv.losses.base import Loss
@@ -44,16 +47,22 @@ def validate(
     seed: int,
     data_range: float | None = None,
     dist: DistContext | None = None,
+    progress: bool | None = None,
 ) -> dict[str, float]:
-    """Mean validation loss (and metrics with ground truth) over ``dataset``, under ``no_grad``."""
+    """Mean validation loss (and metrics with ground truth) over ``dataset``, under ``no_grad``.
+
+    ``progress``: a tqdm bar with ETA on stderr (default: when stderr is a terminal, main process only).
+    """
     dist = dist or DistContext()
     was_training = (model.training, loss.training)
     model.eval()
     loss.eval()
     estimator = loss.test_model(model)
     sums = torch.zeros(6, dtype=torch.float64)  # loss·n, n, psnr, ssim, psnr_base, ssim_base
+    show = (sys.stderr.isatty() if progress is None else progress) and dist.is_main
+    plan = batches(len(dataset), batch_size)
     with torch.no_grad():
-        for b, indices in enumerate(batches(len(dataset), batch_size)):
+        for b, indices in enumerate(tqdm(plan, desc="validate", unit="batch", leave=False, disable=not show, file=sys.stderr)):
             mine = dist.shard(indices)
             if not mine:
                 continue
