@@ -16,14 +16,8 @@ from selfinv.cli.train_cmd import SET_HELP
 def loss_config(cfg, name: str, run_dir: Path, steps: int | None, n_train: int):
     """The config of one compared run: the base config with ``loss`` replaced (its own parameters kept when it
     is the config's loss), the backbone a loss requires, and the step budget."""
-    from selfinv.config import (
-        LOSS_BACKBONES,
-        LossConfig,
-        parse_config,
-        resolve_wrapper,
-        section_fields,
-        steps_to_epochs,
-    )
+    from selfinv.config import LOSS_BACKBONES, LossConfig, parse_config
+    from selfinv.experiment import resolve_wrapper, section_fields, steps_to_epochs
 
     data = cfg.model_dump(mode="json")
     data["model"]["wrapper"] = resolve_wrapper(cfg)
@@ -61,8 +55,8 @@ def run_comparison(cfg, losses: list[str], out: Path, steps: int | None = None, 
         train_experiment,
         write_text_new,
     )
-    from selfinv.config import Experiment, _absolute_paths, build_data, build_loss, build_model, build_test_set
     from selfinv.data import split
+    from selfinv.experiment import Experiment, _absolute_paths, build_data, build_loss, build_model, build_test_set
     from selfinv.training import pick_device
     from selfinv.training.figures import comparison_figure
 
@@ -184,14 +178,14 @@ def _loss_list(text: str, cfg) -> list[str]:
     if names == ["all-applicable"]:
         from selfinv.advisor import advise
         from selfinv.cli.train_cmd import _channels
-        from selfinv.config import build_noise, build_physics
+        from selfinv.experiment import build_noise, build_physics
 
         if cfg.data.source == "measurements":
             raise ValueError("--losses all-applicable needs simulated data (data.source embedded or images)")
         n = min(cfg.data.patch_size or 32, 32)
         shape = (_channels(cfg), n, n)
         op, sampler = build_physics(cfg, shape, build_noise(cfg))
-        from selfinv.config import transforms_of
+        from selfinv.experiment import transforms_of
 
         advice = advise(op, sampler=sampler, transforms=[t for t in transforms_of(cfg) if _finite(t, shape)],
                         pairs=cfg.data.pairs, x_shape=shape)

@@ -40,7 +40,8 @@ def _is_measurement_set(path: Path) -> bool:
 
 def _input_physics(restored, y, params: dict, where: str):
     """The operator of one measurement y (1, C, H, W): the config's, sized for y, with --mask/--param arrays."""
-    from selfinv.config import OPERATORS, _params, _physics_args, _signature, _size_args, build_noise
+    from selfinv.config import OPERATORS
+    from selfinv.experiment import _params, _physics_args, _signature, _size_args, build_noise
 
     cfg = restored.cfg
     cls = OPERATORS[cfg.physics.name]
@@ -153,8 +154,8 @@ def reconstruct(
     from tqdm.auto import tqdm
 
     from selfinv.cli.runs import restore
-    from selfinv.config import load_tensor, measurement_set
     from selfinv.data import read_image, write_image
+    from selfinv.experiment import load_tensor, measurement_set
 
     show = sys.stderr.isatty() if progress is None else progress
     if tile is not None and tile < 0:
@@ -238,8 +239,9 @@ def evaluate(
     import sys
 
     from selfinv.cli.runs import clean_floats, evaluate_dataset, restore, to_json, write_text_new
-    from selfinv.config import build_data, build_test_set, load_config, measurement_set
+    from selfinv.config import load_config
     from selfinv.data import split
+    from selfinv.experiment import build_data, build_test_set, measurement_set
 
     if output is not None and output.exists():
         fail(f"{output}: already exists (nothing is overwritten)")

@@ -15,20 +15,9 @@ from typing import Any
 import torch
 
 import selfinv
-from selfinv.config import (
-    Config,
-    ConfigError,
-    Experiment,
-    build_loss,
-    build_model,
-    build_noise,
-    build_physics,
-    dump_yaml,
-    fit_config,
-    parse_config,
-    total_steps,
-)
+from selfinv.config import Config, ConfigError, dump_yaml, parse_config
 from selfinv.data import Normalization, collate
+from selfinv.experiment import Experiment, build_loss, build_model, build_noise, build_physics, fit_config, total_steps
 from selfinv.training import Callback, baseline, default_callbacks, fit, load_checkpoint, pick_device, psnr, ssim
 
 #: training options that may change when a run is resumed (the budget and how it is watched)

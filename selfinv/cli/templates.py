@@ -15,7 +15,8 @@ import re
 from typing import Any
 
 from selfinv.advisor import MEASUREMENT_DOMAIN
-from selfinv.config import LOSS_BACKBONES, LossConfig, section_fields
+from selfinv.config import LOSS_BACKBONES, LossConfig
+from selfinv.experiment import section_fields
 from selfinv.losses import LOSSES, _example
 from selfinv.noise import NOISE_MODELS
 

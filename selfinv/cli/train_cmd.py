@@ -73,7 +73,8 @@ def train(
 ) -> None:
     """Train a network from a config; writes checkpoints, metrics, figures and report.md into the run folder."""
     from selfinv.cli.runs import train_experiment
-    from selfinv.config import build_experiment, load_config
+    from selfinv.config import load_config
+    from selfinv.experiment import build_experiment
 
     overrides = list(set_ or [])
     if device is not None:
@@ -123,16 +124,8 @@ def check(
 ) -> None:
     """Which losses can learn from this config's measurements, and why (the identifiability advisor)."""
     from selfinv.advisor import advise
-    from selfinv.config import (
-        ConfigError,
-        _yaml_value,
-        build_data,
-        build_noise,
-        build_physics,
-        build_transform,
-        load_config,
-        transforms_of,
-    )
+    from selfinv.config import ConfigError, _yaml_value, load_config
+    from selfinv.experiment import build_data, build_noise, build_physics, build_transform, transforms_of
 
     cfg = load_config(config, set_ or [])
     transforms = transforms_of(cfg)
