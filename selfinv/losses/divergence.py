@@ -260,8 +260,8 @@ def divergence(
         n_probes: number of random probes averaged (``"mc"``, ``"hutchinson"``).
         generator: drives the probes.
     """
-    check_method(method, "divergence")
-    return _first_order(h, y, method, h_y, [weight], mask, tau, tau_rel, n_probes, generator)[:, 0]
+    return weighted_divergences(h, y, [weight], method, h_y, mask=mask, tau=tau, tau_rel=tau_rel,
+                                n_probes=n_probes, generator=generator)[:, 0]
 
 
 def weighted_divergences(

@@ -51,6 +51,7 @@ variant), 1 with ``"hutchinson"``/``"exact"`` when this loss is the first to eva
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 
@@ -231,15 +232,9 @@ class UNSURECovariance(_Multipliers):
                 [0.0000, 0.0000, 0.0000]], dtype=torch.float64)
     """
 
-    info = LossInfo(
-        train_evals=2,
-        test_evals=1,
-        single_y=True,
-        mmse_optimal=False,
-        unknown_separable_noise=True,
+    info = replace(
+        UNSURE.info,
         unknown_coloured_noise=True,
-        noise_models=None,
-        general_operator=True,
         reference="Tachella, Davies & Jacques, UNSURE, ICLR 2025 (unknown noise covariance)",
     )
 
@@ -307,17 +302,7 @@ class UNSUREPoissonGaussian(_Multipliers):
         (0.05, 0.1)
     """
 
-    info = LossInfo(
-        train_evals=2,
-        test_evals=1,
-        single_y=True,
-        mmse_optimal=False,
-        unknown_separable_noise=True,
-        unknown_coloured_noise=False,
-        noise_models=None,
-        general_operator=True,
-        reference="Tachella, Davies & Jacques, UNSURE, ICLR 2025 (Poisson-Gaussian variant)",
-    )
+    info = replace(UNSURE.info, reference="Tachella, Davies & Jacques, UNSURE, ICLR 2025 (Poisson-Gaussian variant)")
 
     def __init__(
         self,
