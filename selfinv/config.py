@@ -210,7 +210,9 @@ class DataConfig(_Strict):
     patch_size: int | None = Field(32, ge=4)  # train on random square patches (null: whole images of one size)
     patches_per_image: int = Field(4, ge=1)
     test_size: int | None = Field(None, ge=4)  # evaluation: central crop side (default: patch_size)
-    max_images: int | None = Field(None, ge=1)
+    max_images: int | None = Field(None, ge=1)  # images / embedded: use the first this many training images
+    max_test_images: int | None = Field(None, ge=1)  # and the first this many test images
+    true_noise: NoiseConfig | None = None  # simulated data: the noise that corrupts them when it differs from `noise` (what the losses assume)
     val_fraction: float = Field(0.25, gt=0, lt=1)
     normalization: NormalizationConfig | None = None  # null: from the files (8-bit → /255), none for arrays
     data_range: float = Field(1.0, gt=0)  # of the normalised images, for PSNR/SSIM

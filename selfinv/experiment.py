@@ -84,12 +84,16 @@ def _annotation(cls: type, name: str) -> str:
 
 
 def load_tensor(value: Any, where: str) -> torch.Tensor:
-    """A tensor-valued argument: a file (read_image; integer masks scaled to [0, 1]), a nested list, or
-    a kernel description ``{kind: gaussian | box | motion, ...}`` (:data:`KERNELS`)."""
+    """A tensor-valued argument: a file (read_image; integer masks scaled to [0, 1]), a nested list, a
+    kernel description ``{kind: gaussian | box | motion, ...}`` (:data:`KERNELS`), or one seeded draw of a
+    sampler ``{sampler: bernoulli_mask, img_size: 64, p: 0.5, seed: 0}`` (the drawn operator's parameter of
+    the same name: one fixed random mask for every image)."""
     from selfinv.data import read_image
 
     if isinstance(value, torch.Tensor):
         return value
+    if isinstance(value, dict) and "sampler" in value:  # one fixed draw: {sampler: bernoulli_mask, img_size: 64, p: 0.5, seed: 0}
+        return _drawn_tensor(value, where)
     if isinstance(value, dict):
         kind = value.get("kind")
         if kind not in KERNELS:
@@ -111,6 +115,21 @@ def load_tensor(value: Any, where: str) -> torch.Tensor:
         except (TypeError, ValueError) as e:
             raise ConfigError(f"config: {where}: not a numeric array ({e})") from None
     raise ConfigError(f"config: {where}: expected a file path, a nested list or a kernel description, got {_short(value)}")
+
+
+def _drawn_tensor(value: dict, where: str) -> torch.Tensor:
+    name, seed = value["sampler"], value.get("seed", 0)
+    if name not in SAMPLERS:
+        raise ConfigError(f"config: {where}.sampler = {name!r} is not one of {', '.join(SAMPLERS)}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(f"config: {where}.seed must be an int, got {_short(seed)}")
+    args = {k: v for k, v in value.items() if k not in ("sampler", "seed")}
+    op = _construct(SAMPLERS[name], args, where)(1, generator=torch.Generator().manual_seed(seed))
+    param = where.rsplit(".", 1)[-1]
+    t = getattr(op, param, None)
+    if not isinstance(t, torch.Tensor):
+        raise ConfigError(f"config: {where}: the {name} sampler draws {type(op).__name__} operators, which have no {param!r}")
+    return t.detach().clone()  # (1, ...): broadcast over the batch
 
 
 def _physics_args(cls: type, params: dict, where: str) -> dict:
@@ -331,8 +350,10 @@ def _embedded(names: Sequence[str], gray: bool) -> tuple[list[np.ndarray], list[
     return imgs, list(names)
 
 
-def _read_folder(folder: str, max_images: int | None, where: str):
+def _read_folder(folder: str, max_images: int | None, where: str, normalized: bool = False):
+    """The images of a folder or a glob pattern (names relative to the pattern's fixed part)."""
     from selfinv.data import Normalization, list_images, read_image
+    from selfinv.data.readers import pattern_root
 
     try:
         files = list_images(folder)
@@ -341,14 +362,16 @@ def _read_folder(folder: str, max_images: int | None, where: str):
     if not files:
         raise ConfigError(f"config: {where}: no readable image files in {folder}")
     files = files[:max_images] if max_images else files
+    root = pattern_root(folder)
     arrays, names, norms = [], [], {}
     for f in files:
         arr, info = read_image(f, return_info=True)
         slices = list(arr) if arr.ndim == 4 else [arr]
         arrays += slices
-        names += [f"{f.name}[{i}]" for i in range(len(slices))] if arr.ndim == 4 else [f.name]
+        name = f.relative_to(root).as_posix() if f.is_relative_to(root) else f.name
+        names += [f"{name}[{i}]" for i in range(len(slices))] if arr.ndim == 4 else [name]
         norms.setdefault(Normalization.from_info(info), []).append(f.name)
-    if len(norms) > 1:
+    if len(norms) > 1 and not normalized:  # an explicit data.normalization settles it
         desc = "; ".join(f"{n.to_dict()}: {', '.join(v[:2])}" for n, v in norms.items())
         raise ConfigError(f"config: {where}: the files imply different normalisations ({desc}); set data.normalization")
     return arrays, names, next(iter(norms))
@@ -375,14 +398,16 @@ def _ground_truth(cfg: Config, test: bool):
     norm = Normalization(**d.normalization.model_dump()) if d.normalization is not None else None
     if d.source == "embedded":
         names = (d.test_images or list(TEST_NAMES)) if test else (d.images or list(TRAIN_NAMES))
-        if d.max_images and not test:
-            names = names[: d.max_images]
+        limit = d.max_test_images if test else d.max_images
+        if limit:
+            names = names[:limit]
         imgs, names = _embedded(names, d.gray)
         return imgs, names, norm or Normalization.identity()
     folder = d.test_path if test else d.path
     if folder is None:
         raise ConfigError("config: data.path is required for data.source = images (a folder of ground-truth images)")
-    arrays, names, file_norm = _read_folder(folder, d.max_images, "data.test_path" if test else "data.path")
+    arrays, names, file_norm = _read_folder(folder, d.max_test_images if test else d.max_images,
+                                            "data.test_path" if test else "data.path", normalized=norm is not None)
     return arrays, names, norm or file_norm
 
 
@@ -427,10 +452,17 @@ def _simulated(cfg: Config, imgs, names, norm, patch: int | None, noise, test: b
         norm = Normalization.identity()
     else:
         norm_used = norm
+    true_noise = None
+    if d.true_noise is not None:
+        if noise is None:
+            raise ConfigError("config: data.true_noise needs noise (the model the losses assume) as well")
+        cls = NOISE_MODELS[d.true_noise.name]
+        true_noise = _construct(cls, _physics_args(cls, _params(d.true_noise), "data.true_noise"), "data.true_noise")
     ds = SimulatedDataset(
         imgs,
         sampler if sampler is not None else op,
-        noise=noise,
+        noise=true_noise if true_noise is not None else noise,
+        assumed_noise=noise if true_noise is not None else None,
         seed=cfg.seed + (10_007 if test else 0),
         patch_size=None if test else patch,
         patches_per_image=1 if test else d.patches_per_image,
@@ -539,6 +571,8 @@ def build_data(cfg: Config) -> tuple[Any, Any, tuple[int, int, int], bool, Any, 
     """(dataset, physics template, img_shape, is_complex, normalization, sampler, resolved cfg) for training."""
     noise = build_noise(cfg)
     if cfg.data.source == "measurements":
+        if cfg.data.true_noise is not None:
+            raise ConfigError("config: data.true_noise is for simulated data (data.source embedded or images)")
         ds, op, img_shape, is_complex = _measurements(cfg, cfg.data.path, noise, "data.path")
         # physics.sampler, if given, models the operator family for the losses that draw operators (MOI)
         sampler = build_sampler(cfg.physics.sampler, img_shape, cfg.seed) if cfg.physics.sampler is not None else None

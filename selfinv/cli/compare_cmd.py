@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import typer
 
@@ -13,21 +14,30 @@ from selfinv.cli._errors import error_line, fail, guarded, note
 from selfinv.cli.train_cmd import SET_HELP
 
 
+def switch_loss(section: dict[str, Any], name: str) -> dict[str, Any]:
+    """The loss section for ``name``: ``section`` itself when it names that loss, else ``{name}`` with the
+    transform EI/REI require (the section's, else shifts)."""
+    from selfinv.config import LossConfig
+    from selfinv.experiment import section_fields
+
+    if section["name"] == name:
+        return section
+    new: dict[str, Any] = {"name": name}
+    if section_fields(LossConfig, name).get("transform", None) is ...:
+        found = [t.get("transform") for t in [section, *section.get("extra", [])] if t.get("transform")]
+        new["transform"] = found[0] if found else "shift"
+    return new
+
+
 def loss_config(cfg, name: str, run_dir: Path, steps: int | None, n_train: int):
     """The config of one compared run: the base config with ``loss`` replaced (its own parameters kept when it
     is the config's loss), the backbone a loss requires, and the step budget."""
-    from selfinv.config import LOSS_BACKBONES, LossConfig, parse_config
-    from selfinv.experiment import resolve_wrapper, section_fields, steps_to_epochs
+    from selfinv.config import LOSS_BACKBONES, parse_config
+    from selfinv.experiment import resolve_wrapper, steps_to_epochs
 
     data = cfg.model_dump(mode="json")
     data["model"]["wrapper"] = resolve_wrapper(cfg)
-    if data["loss"]["name"] != name:
-        new: dict[str, Any] = {"name": name}
-        fields = section_fields(LossConfig, name)
-        if fields.get("transform", None) is ...:  # EI/REI: the config's transform, else shifts
-            found = [t.get("transform") for t in [data["loss"], *data["loss"].get("extra", [])] if t.get("transform")]
-            new["transform"] = found[0] if found else "shift"
-        data["loss"] = new
+    data["loss"] = switch_loss(data["loss"], name)
     if name in LOSS_BACKBONES:
         data["model"] = {"backbone": LOSS_BACKBONES[name], "wrapper": {"name": "none"}}
     t = data["training"]
@@ -39,10 +49,47 @@ def loss_config(cfg, name: str, run_dir: Path, steps: int | None, n_train: int):
     return parse_config(data)
 
 
-def run_comparison(cfg, losses: list[str], out: Path, steps: int | None = None, progress: bool | None = None,
-                   examples: int = 1) -> dict[str, Any]:
+class Variant(NamedTuple):
+    """One compared run that differs from the base config by ``--set``-style ``overrides`` (for instance
+    ``("sure-half-sigma", ("loss.name=sure", "data.true_noise={name: gaussian, sigma: 0.2}"))``). Overrides of
+    ``data``, ``physics``, ``noise`` or ``seed`` rebuild the data for that run."""
+
+    label: str
+    overrides: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> Variant:
+        """``LABEL=KEY=VALUE;KEY=VALUE`` (the ``--variant`` option)."""
+        label, sep, rest = text.partition("=")
+        items = tuple(s.strip() for s in rest.split(";") if s.strip())
+        if not sep or not label.strip() or not items:
+            raise ValueError(f"--variant {text!r}: expected LABEL=KEY=VALUE[;KEY=VALUE...] "
+                             "(e.g. sure-2sigma=loss.name=sure;noise.sigma=0.2)")
+        if not re.fullmatch(r"[A-Za-z0-9_.@+-]+", label.strip()):
+            raise ValueError(f"--variant {text!r}: the label names a folder: use letters, digits and _ . @ + -")
+        return cls(label.strip(), items)
+
+    def base(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The config (as a dict) the overrides apply to: another ``loss.name`` starts a fresh loss section."""
+        import yaml
+
+        names = [o.split("=", 1)[1].strip() for o in self.overrides if o.split("=", 1)[0].strip() == "loss.name"]
+        if names:
+            data = {**data, "loss": switch_loss(data["loss"], str(yaml.safe_load(names[-1])))}
+        return data
+
+
+_DATA_KEYS = ("data.", "physics", "noise", "seed")
+
+
+def run_comparison(cfg, losses: list[str | Variant], out: Path, steps: int | None = None, progress: bool | None = None,
+                   examples: int = 1, extra_tests: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train every loss of ``losses`` on the same data, model, budget and seed; write ``out/results.json``,
-    ``out/results.md``, ``out/comparison.png`` and one run folder per loss under ``out/runs``."""
+    ``out/results.md``, ``out/comparison.png`` and one run folder per loss under ``out/runs``.
+
+    An entry is a loss name (the base config with that loss) or a :class:`Variant` (the base config with
+    overrides, labelled). ``extra_tests`` (label → dataset) are further test sets every trained model is
+    evaluated on (``run["extra"][label]``)."""
     import torch
 
     from selfinv.cli.runs import (
@@ -55,6 +102,7 @@ def run_comparison(cfg, losses: list[str], out: Path, steps: int | None = None, 
         train_experiment,
         write_text_new,
     )
+    from selfinv.config import apply_overrides, parse_config
     from selfinv.data import split
     from selfinv.experiment import Experiment, _absolute_paths, build_data, build_loss, build_model, build_test_set
     from selfinv.training import pick_device
@@ -62,28 +110,36 @@ def run_comparison(cfg, losses: list[str], out: Path, steps: int | None = None, 
 
     if not losses:
         raise ValueError("compare: no losses given")
-    dupes = sorted({n for n in losses if losses.count(n) > 1})
+    labels = [e.label if isinstance(e, Variant) else e for e in losses]
+    dupes = sorted({n for n in labels if labels.count(n) > 1})
     if dupes:
         raise ValueError(f"compare: {', '.join(dupes)} given twice")
     new_folder(out)
     cfg = _absolute_paths(cfg)
-    ds, op, img_shape, is_complex, norm, sampler, cfg = build_data(cfg)
-    train, val = split(ds, cfg.data.val_fraction, seed=cfg.seed)
-    test = build_test_set(cfg)
-    test_name = "test split" if test is not None else "validation split"
-    test = test if test is not None else val
+    cfg, base_data = _comparison_data(cfg, build_data, build_test_set, split)
+    test_name, n_test = base_data[-1], len(base_data[-2])
     device = pick_device(cfg.training.device)
     runs: list[dict[str, Any]] = []
     baseline: dict[str, Any] = {"psnr": None, "ssim": None}
     shown: dict[str, torch.Tensor] = {}
-    for i, name in enumerate(losses):
+    for i, entry in enumerate(losses):
+        name = entry.label if isinstance(entry, Variant) else entry
         run: dict[str, Any] = {"loss": name, "psnr": None, "ssim": None, "val_loss": None, "steps": None,
                                "train_seconds": None, "step_seconds_median": None, "network_evals_per_step": None,
                                "network_evals_counted": None, "test_evals": None, "test_seconds_per_image": None,
                                "model": None, "run_dir": str(out / "runs" / name), "error": None}
+        if isinstance(entry, Variant):
+            run["overrides"] = list(entry.overrides)
         note(f"[{i + 1}/{len(losses)}] {name}")
         try:
-            lcfg = loss_config(cfg, name, out / "runs" / name, steps, len(train))
+            rcfg, (ds, op, img_shape, is_complex, norm, sampler, train, val, test, _) = cfg, base_data
+            if isinstance(entry, Variant):
+                rcfg = parse_config(apply_overrides(entry.base(cfg.model_dump(mode="json")), list(entry.overrides)))
+                if any(o.split("=", 1)[0].strip().startswith(_DATA_KEYS) for o in entry.overrides):
+                    rcfg, data = _comparison_data(_absolute_paths(rcfg), build_data, build_test_set, split)
+                    ds, op, img_shape, is_complex, norm, sampler, train, val, test, _ = data
+            lcfg = loss_config(rcfg, rcfg.loss.name if isinstance(entry, Variant) else name, out / "runs" / name,
+                               steps, len(train))
             torch.manual_seed(lcfg.seed)
             model = build_model(lcfg, img_shape[0], is_complex)
             loss = build_loss(lcfg, sampler, img_shape)
@@ -100,8 +156,14 @@ def run_comparison(cfg, losses: list[str], out: Path, steps: int | None = None, 
                 network_evals_per_step=loss.info.train_evals, test_evals=loss.info.test_evals,
                 test_seconds_per_image=summary["seconds_per_image"], model=lcfg.model.backbone.name,
             )
+            run["baseline"] = summary["baseline"]
             if baseline["psnr"] is None and summary["baseline"]["psnr"] is not None:
                 baseline = summary["baseline"]
+            for label, extra in (extra_tests or {}).items():
+                es = evaluate_dataset(model, loss, extra, lcfg.data.data_range, device, lcfg.training.batch_size,
+                                      seed=lcfg.seed, with_loss=False).summary()
+                run.setdefault("extra", {})[label] = {"psnr": es["psnr"], "ssim": es["ssim"], "baseline": es["baseline"],
+                                                      "n_images": len(extra)}
             if ev.examples:
                 if not shown:
                     shown = {k: v for k, v in ev.examples.items() if k in ("truth", "measurement", "no learning")}
@@ -123,7 +185,7 @@ def run_comparison(cfg, losses: list[str], out: Path, steps: int | None = None, 
     results = clean_floats({
         "runs": runs,
         "baseline": baseline,
-        "test_set": {"source": test_name, "n_images": len(test)},
+        "test_set": {"source": test_name, "n_images": n_test},
         "data_range": cfg.data.data_range,
         "machine": machine_info(device),
         "config": cfg.model_dump(mode="json"),
@@ -135,6 +197,16 @@ def run_comparison(cfg, losses: list[str], out: Path, steps: int | None = None, 
     comparison_figure(out / "comparison.png", runs, baseline, {k: shown[k] for k in order if k in shown},
                       data_range=cfg.data.data_range)
     return results
+
+
+def _comparison_data(cfg, build_data, build_test_set, split):
+    """The resolved config and (dataset, template, img_shape, is_complex, normalization, sampler, train, val, test,
+    test name) of a config."""
+    ds, op, img_shape, is_complex, norm, sampler, cfg = build_data(cfg)
+    train, val = split(ds, cfg.data.val_fraction, seed=cfg.seed)
+    test = build_test_set(cfg)
+    test_name = "test split" if test is not None else "validation split"
+    return cfg, (ds, op, img_shape, is_complex, norm, sampler, train, val, test if test is not None else val, test_name)
 
 
 def _fmt(v, spec: str) -> str:
@@ -210,11 +282,14 @@ def _finite(t, shape) -> bool:
 @guarded
 def compare(
     config: Annotated[Path, typer.Argument(help="The YAML config (data, physics, noise, model, training).")],
-    losses: Annotated[str, typer.Option("--losses", "-l", help="Comma-separated losses, e.g. sure,r2r,noise2self; "
-                               "or all-applicable (the advisor's list, plus supervised as the reference).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (must not exist or be empty).")],
+    losses: Annotated[str, typer.Option("--losses", "-l", help="Comma-separated losses, e.g. sure,r2r,noise2self; "
+                               "or all-applicable (the advisor's list, plus supervised as the reference).")] = "",
     steps: Annotated[int | None, typer.Option("--steps", min=1, help="Optimisation steps per loss (default: the config's budget).")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", "-s", help=SET_HELP)] = None,
+    variant: Annotated[list[str] | None, typer.Option("--variant", "-V", help="A further run, labelled: "
+                       "LABEL=KEY=VALUE[;KEY=VALUE...], e.g. 'sure-2sigma=loss.name=sure;noise.sigma=0.2' "
+                       "(repeatable).")] = None,
     device: Annotated[str | None, typer.Option("--device")] = None,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress")] = None,
     version: VersionOption = False,
@@ -224,7 +299,9 @@ def compare(
 
     overrides = list(set_ or []) + ([f"training.device={device}"] if device else [])
     cfg = load_config(config, overrides)
-    names = _loss_list(losses, cfg)
+    if not losses.strip() and not variant:
+        fail("compare: give --losses and/or --variant")
+    names: list[str | Variant] = [*(_loss_list(losses, cfg) if losses.strip() else []), *map(Variant.parse, variant or [])]
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         fail(f"{out}: the output folder exists and is not empty; choose another (nothing is overwritten)")
     results = run_comparison(cfg, names, out, steps, progress)

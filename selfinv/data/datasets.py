@@ -287,6 +287,9 @@ class SimulatedDataset(PhysicsDataset):
         normalization: applied to the images before simulating. Default: none for arrays; for
             files, the one their :class:`~selfinv.data.readers.ImageInfo` implies (8-bit → /255).
         names: one name per image (default: file names or ``item i``).
+        assumed_noise: the noise model the samples' physics carries (what a loss assumes) when it differs
+            from the one that simulated them: a mis-specified model, for robustness studies. Shared
+            parameters only. ``None``: the simulating model.
     """
 
     def __init__(
@@ -296,6 +299,7 @@ class SimulatedDataset(PhysicsDataset):
         noise: NoiseModel | None = None,
         seed: int = 0,
         *,
+        assumed_noise: NoiseModel | None = None,
         patch_size: int | tuple[int, int] | None = None,
         patches_per_image: int = 1,
         pairs: bool = False,
@@ -306,8 +310,11 @@ class SimulatedDataset(PhysicsDataset):
         owner = "SimulatedDataset"
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"{owner}: seed must be an int, got {seed!r}")
-        if noise is not None and not isinstance(noise, NoiseModel):
-            raise ValueError(f"{owner}: noise must be a selfinv.noise model or None, got {type(noise).__name__}")
+        for arg, value in (("noise", noise), ("assumed_noise", assumed_noise)):
+            if value is not None and not isinstance(value, NoiseModel):
+                raise ValueError(f"{owner}: {arg} must be a selfinv.noise model or None, got {type(value).__name__}")
+        if assumed_noise is not None and assumed_noise.batch_size is not None:
+            raise ValueError(f"{owner}: assumed_noise must have shared (not per-sample) parameters")
         if isinstance(physics, type) or not (isinstance(physics, LinearOperator) or callable(physics)):
             raise ValueError(
                 f"{owner}: physics must be an operator instance or a factory physics(batch_size, generator) "
@@ -373,6 +380,10 @@ class SimulatedDataset(PhysicsDataset):
         # ---- measurements, simulated once
         self.y = self._simulate(ops, "noise", 0)
         self.y2 = self._simulate(ops, "noise2", 0) if self.pairs else None
+        if assumed_noise is not None:  # the losses see the assumed model; resampling keeps the true one
+            self._true_template = template
+            self.params = {k: v for k, v in self.params.items() if not k.startswith("noise.")}
+            self.physics_template = template.with_noise(assumed_noise)
 
     def _simulate(self, ops: list[LinearOperator], stream: str, epoch: int) -> torch.Tensor:
         ys = []
@@ -383,7 +394,8 @@ class SimulatedDataset(PhysicsDataset):
         return torch.stack(ys)
 
     def _resimulate(self, i: int, stream: str) -> torch.Tensor:
-        op = with_params(self.physics_template, {k: v[i : i + 1] for k, v in self.params.items()})
+        template = getattr(self, "_true_template", self.physics_template)  # the simulating noise model
+        op = with_params(template, {k: v[i : i + 1] for k, v in self.params.items()})
         with torch.no_grad():
             return op(self.x[i : i + 1], generator=seeded(self.seed, stream, i, self.epoch))[0]
 

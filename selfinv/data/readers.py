@@ -554,12 +554,29 @@ def read_fastmri(path: PathLike) -> dict[str, Any]:
 
 
 def list_images(folder: PathLike) -> list[Path]:
-    """The files of ``folder`` that :func:`read_image` reads, sorted by name (``.hdr`` of BART pairs skipped)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ValueError(f"{folder.name}: no such folder ({folder})")
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _READERS and p.suffix.lower() != ".hdr"]
-    return sorted(files, key=lambda p: p.name)
+    """The files of ``folder`` that :func:`read_image` reads, sorted by path (``.hdr`` of BART pairs skipped).
+
+    ``folder`` may be a glob pattern (``data/*/*.cfl``, ``**`` recursing), for data kept one file per subject
+    folder."""
+    text = str(folder)
+    if any(c in text for c in "*?["):
+        import glob
+
+        found = [Path(p) for p in glob.glob(os.path.expanduser(text), recursive=True)]
+    else:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise ValueError(f"{folder.name}: no such folder ({folder})")
+        found = list(folder.iterdir())
+    files = [p for p in found if p.is_file() and p.suffix.lower() in _READERS and p.suffix.lower() != ".hdr"]
+    return sorted(files, key=lambda p: (str(p.parent), p.name))
+
+
+def pattern_root(folder: PathLike) -> Path:
+    """The folder a :func:`list_images` argument lists under (a pattern's part before its first wildcard)."""
+    parts = Path(folder).parts
+    stop = next((i for i, part in enumerate(parts) if any(c in part for c in "*?[")), len(parts))
+    return Path(*parts[:stop]) if stop else Path(".")
 
 
 # ---------------------------------------------------------------------- writing

@@ -27,9 +27,10 @@ class EI(WithConsistency):
     equivariant.
 
     ``renoise=True`` simulates :math:`\mathcal N(A T_g \hat x)` with the physics' noise model (needed
-    when the network expects noisy inputs); ``stop_gradient=True`` treats :math:`T_g\hat x` as a fixed
-    target. ``consistency`` is the measurement term: "mc" (noiseless data), "sure" or "r2r" (noisy data:
-    this is robust EI, :class:`REI`), or "none" for the equivariance term alone. Network evaluations per
+    when the network expects noisy inputs; for Poisson/Gamma noise :math:`A T_g\hat x` is clipped at 0);
+    ``stop_gradient=True`` treats :math:`T_g\hat x` as a fixed target. ``consistency`` is the measurement
+    term: "mc" (noiseless data), "sure" or "r2r" (noisy data: this is robust EI, :class:`REI`), or "none"
+    for the equivariance term alone. Network evaluations per
     step: f(y) (shared with the consistency term) + :math:`f(A T_g \hat x)`: 2 with MC, 3 with SURE.
 
     Args:
@@ -82,7 +83,8 @@ class EI(WithConsistency):
     def _term(self, ctx):
         x_hat = ctx.x_hat
         x_t, _ = self.transform(x_hat, generator=ctx.generator)
-        y_t = ctx.physics(x_t, generator=ctx.generator) if self.renoise else ctx.physics.A(x_t)
+        z = ctx.physics.A(x_t)  # count-type noise needs A T x̂ ≥ 0: clipped before re-noising
+        y_t = ctx.physics.add_noise(z, ctx.generator, clamp=True) if self.renoise else z
         target = x_t.detach() if self.stop_gradient else x_t
         return sq_mean(ctx.model(y_t, ctx.physics) - target)
 

@@ -78,7 +78,8 @@ class MOI(WithConsistency):
         b = ctx.y.shape[0]
         other = self.sampler(b, generator=ctx.generator, noise=ctx.physics.noise if self.renoise else None)
         other = other.to(x_hat.device)
-        y_other = other(x_hat, generator=ctx.generator) if self.renoise else other.A(x_hat)
+        z = other.A(x_hat)
+        y_other = other.add_noise(z, ctx.generator, clamp=True) if self.renoise else z  # count noise: A'x̂ ≥ 0
         target = x_hat.detach() if self.stop_gradient else x_hat
         return sq_mean(ctx.model(y_other, other) - target)
 

@@ -67,11 +67,14 @@ class Splitting(Loss):
     sample); splitting one fixed operator cannot identify its nullspace. Per-sample operator masks are
     respected: only acquired entries are split.
 
-    ``consistency`` adds a term on the input part: ``"none"`` (SSDU), ``"mc"``
-    (:math:`\|S(y - A f)\|^2`: the tutorial's full :math:`\|y - A f(Sy, SA)\|^2`, biased by noise on the
-    input entries), or one of the noisy variants of the tutorial's slide: ``"sure"`` (SURE of
-    :math:`S A f(Sy, SA)` on the input entries, one more network evaluation) or ``"r2r"`` (the network
-    sees the recorrupted :math:`S y_1` and the input entries are compared with the independent
+    ``consistency`` adds a term on the input part: ``"mc"`` (the default,
+    :math:`\|S(y - A f)\|^2`: with the held-out term, the tutorial's full :math:`\|y - A f(Sy, SA)\|^2`,
+    biased by noise on the input entries), ``"none"`` (SSDU's held-out term alone: nothing then constrains
+    :math:`S A f`, so use it only with networks that keep their input entries, such as unrolled networks
+    with data-consistency steps; a back-projection network trained so returns garbage on the measured
+    entries, see BENCHMARKS.md § Inpainting), or one of the noisy variants of the tutorial's slide:
+    ``"sure"`` (SURE of :math:`S A f(Sy, SA)` on the input entries, one more network evaluation) or
+    ``"r2r"`` (the network sees the recorrupted :math:`S y_1` and the input entries are compared with the independent
     :math:`S y_2`, :math:`\|S(y_2 - A f(Sy_1, SA))\|^2`; still one evaluation). The held-out part
     :math:`(I - S)(y - A f)` is not affected by separable noise.
 
@@ -81,7 +84,7 @@ class Splitting(Loss):
     Args:
         split_ratio: fraction of the acquired entries given to the network as input, in (0, 1).
         split: "bernoulli" (uniform) or "gaussian" (variable density, for k-space).
-        consistency: "none" (default), "mc", "sure" or "r2r".
+        consistency: "mc" (default), "none", "sure" or "r2r".
         alpha: the R2R recorruption level (``consistency="r2r"``).
         gaussian_std: width of the variable-density profile (fraction of each axis).
         mode: default test-time mode, "full" or "average"; n_samples: K for "average".
@@ -101,7 +104,7 @@ class Splitting(Loss):
         self,
         split_ratio: float = 0.6,
         split: str = "bernoulli",
-        consistency: str = "none",
+        consistency: str = "mc",
         gaussian_std: float = 0.25,
         mode: str = "full",
         n_samples: int = 5,

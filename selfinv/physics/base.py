@@ -83,9 +83,16 @@ class LinearOperator(PerSample):
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Simulate a measurement :math:`y = \\mathcal{N}(A x)` (noiseless when ``noise`` is None)."""
-        z = self.A(x)
+        return self.add_noise(self.A(x), generator)
+
+    def add_noise(self, z: torch.Tensor, generator: torch.Generator | None = None, clamp: bool = False) -> torch.Tensor:
+        """The noise model applied to clean measurements ``z = A x`` (entries not acquired stay zero).
+        ``clamp=True`` first clips ``z`` at 0 for count-type noise (Poisson, Gamma), which needs ``z ≥ 0``:
+        for simulating from an estimate that may dip below zero."""
         if self.noise is None:
             return z
+        if clamp and self.noise.needs_nonnegative:
+            z = z.clamp_min(0)
         return self._restrict(self.noise(z, generator))
 
     @property

@@ -62,3 +62,25 @@ def test_demo_quick(tmp_path):
     for name in ("report.md", "results.json", "comparison.png", "runs/sure/curves.png", "runs/supervised/report.md"):
         assert (out / name).is_file(), name
     assert_one_line_error(run("demo", "--quick", "--out", out), "not empty")
+
+
+def test_compare_variants_override_the_base_config_and_rebuild_the_data(tmp_path):
+    cfg = write_yaml(tmp_path / "c.yaml", tiny_denoising())
+    out = tmp_path / "cmp"
+    r = run("compare", cfg, "--losses", "sure", "--out", out, "--steps", "1",
+            "--variant", "sure-quiet=data.true_noise={name: gaussian, sigma: 0.02}",
+            "--variant", "mc-one-test=loss.name=mc;data.max_test_images=1")
+    assert r.exit_code == 0, r.stderr
+    res = json.loads((out / "results.json").read_text())
+    runs = {x["loss"]: x for x in res["runs"]}
+    assert list(runs) == ["sure", "sure-quiet", "mc-one-test"]
+    assert runs["sure-quiet"]["overrides"] == ["data.true_noise={name: gaussian, sigma: 0.02}"]
+    # the data were re-simulated with less noise: the no-learning baseline is much better
+    assert runs["sure-quiet"]["baseline"]["psnr"] > runs["sure"]["baseline"]["psnr"] + 10
+    assert runs["mc-one-test"]["network_evals_per_step"] == 1  # the variant's loss, not the base config's
+    assert (out / "runs" / "mc-one-test").is_dir()
+    assert_one_line_error(run("compare", cfg, "--variant", "nolabel", "--out", tmp_path / "x"), "LABEL=KEY=VALUE")
+    assert_one_line_error(run("compare", cfg, "--out", tmp_path / "y"), "--losses and/or --variant")
+    assert_one_line_error(run("compare", cfg, "--losses", "sure", "--variant", "sure=loss.name=mc",
+                              "--out", tmp_path / "z"), "given twice")
+    assert_one_line_error(run("compare", cfg, "--variant", "a/b=loss.name=mc", "--out", tmp_path / "w"), "names a folder")

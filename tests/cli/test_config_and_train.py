@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -105,3 +106,33 @@ def test_set_overrides_and_run_dir_default(tmp_path, monkeypatch):
     assert resolved["loss"]["name"] == "r2r" and resolved["loss"]["n_samples"] == 2
     assert resolved["training"]["lr"] == pytest.approx(3e-4)
     assert "val_loss" in r.stdout and "report:" in r.stdout
+
+
+def test_data_keys_for_studies_glob_paths_fixed_draws_true_noise_and_test_limits(tmp_path):
+    from selfinv.config import ConfigError, parse_config
+    from selfinv.experiment import build_data, build_test_set
+
+    for subject in ("a", "b", "c"):
+        (tmp_path / subject).mkdir()
+        np.save(tmp_path / subject / "img.npy", np.random.default_rng(len(subject)).random((16, 16), dtype=np.float32))
+    base = tiny_denoising()
+    base["data"] = {"source": "images", "path": f"{tmp_path}/*/*.npy", "test_path": f"{tmp_path}/*/*.npy",
+                    "max_test_images": 2, "patch_size": 16, "patches_per_image": 1, "test_size": 16, "val_fraction": 0.34,
+                    "true_noise": {"name": "gaussian", "sigma": 0.3}}
+    base["physics"] = {"name": "inpainting", "mask": {"sampler": "bernoulli_mask", "img_size": 16, "p": 0.5, "seed": 7}}
+    cfg = parse_config(base)
+    ds, op, *_ = build_data(cfg)
+    test = build_test_set(cfg)
+    assert ds.names == ["a/img.npy@0,0", "b/img.npy@0,0", "c/img.npy@0,0"] and len(test) == 2
+    mask = op.mask
+    again = build_data(cfg)[1].mask
+    assert torch.equal(mask, again) and 0.3 < float(mask.mean()) < 0.7  # one fixed, seeded draw for every image
+    assert torch.equal(ds.y[:, :, mask[0, 0] == 0], torch.zeros_like(ds.y[:, :, mask[0, 0] == 0]))
+    r = (ds.y - ds.x)[:, :, mask[0, 0] > 0]
+    assert float(r.std()) > 0.2  # simulated with the true sigma 0.3 ...
+    assert float(ds.make_physics({}).noise.sigma) == 0.1  # ... the losses assume 0.1
+    with pytest.raises(ConfigError, match="needs noise"):
+        build_data(parse_config({**base, "noise": None}))
+    bad = {**base, "physics": {"name": "inpainting", "mask": {"sampler": "nope", "img_size": 16}}}
+    with pytest.raises(ConfigError, match="not one of"):
+        build_data(parse_config(bad))

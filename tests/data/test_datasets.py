@@ -77,6 +77,22 @@ def test_noise_matches_the_model(images):
     assert abs(float(r.mean())) < 4 * 0.1 / r.numel() ** 0.5
 
 
+
+@pytest.mark.parametrize("physics", ["fixed", "sampler"])
+def test_assumed_noise_differs_from_the_simulating_noise(images, physics):
+    op = Denoising() if physics == "fixed" else BernoulliMaskSampler(32, p=0.5)
+    kw = dict(seed=3, patch_size=32, patches_per_image=8, resample_noise_each_epoch=True)
+    ds = SimulatedDataset(images, op, noise=Gaussian(0.1), assumed_noise=Gaussian(0.05), **kw)
+    plain = SimulatedDataset(images, op, noise=Gaussian(0.1), **kw)
+    assert torch.equal(ds.y, plain.y)  # simulated with the true model ...
+    batch = collate([ds[i] for i in range(4)])
+    assert float(ds.make_physics(batch.params).noise.sigma) == 0.05  # ... the losses see the assumed one
+    ds.set_epoch(1)
+    plain.set_epoch(1)
+    assert torch.equal(all_y(ds), all_y(plain))  # resampling keeps the true model
+    with pytest.raises(ValueError, match="shared"):
+        SimulatedDataset(images, Denoising(), noise=Gaussian(0.1), assumed_noise=Gaussian(torch.tensor([0.1, 0.2])))
+
 def test_resample_noise_each_epoch(images):
     ds = inpainting_set(images, resample_noise_each_epoch=True, pairs=True)
     fixed = inpainting_set(images, pairs=True)

@@ -316,6 +316,17 @@ def test_image_info_dict_and_list_images(tmp_path):
     assert [p.name for p in list_images(tmp_path)] == ["a.npy", "b.png"]
 
 
+def test_list_images_takes_glob_patterns_over_subject_folders(tmp_path):
+    for subject in ("P2", "P1", "P10"):
+        (tmp_path / subject).mkdir()
+        np.save(tmp_path / subject / "slice.npy", np.zeros((4, 4), np.float32))
+        (tmp_path / subject / "notes.txt").write_text("")
+    files = list_images(f"{tmp_path}/*/*")
+    assert [p.parent.name for p in files] == ["P1", "P10", "P2"] and all(p.name == "slice.npy" for p in files)
+    assert [p.parent.name for p in list_images(f"{tmp_path}/**/*.npy")] == ["P1", "P10", "P2"]
+    assert list_images(f"{tmp_path}/*/*.png") == []
+
+
 # ---------------------------------------------------------------------- the real data (SELFINV_DATA)
 DATA = os.environ.get("SELFINV_DATA")
 real = pytest.mark.skipif(not DATA, reason="set SELFINV_DATA to the shared data folder to run")

@@ -128,6 +128,32 @@ def test_splitting_respects_per_sample_operator_masks_and_uses_subsampled_physic
     assert bool(((ratio - 0.6).abs() < 0.02).all())
 
 
+
+@pytest.mark.parametrize("consistency", ["none", "mc"])
+def test_splitting_without_consistency_leaves_the_output_on_the_input_entries_free(consistency):
+    """SSDU's held-out term alone gives exactly zero gradient to the output on the input entries S, so a
+    network without data-consistency layers is unconstrained there; the default "mc" term constrains it."""
+    fixed = (torch.rand(1, 1, H, W, generator=torch.Generator().manual_seed(5)) > 0.3).double()
+    physics = Inpainting(fixed)
+    y = physics(image(b=1))
+    u = torch.zeros(1, 1, H, W, dtype=torch.float64, requires_grad=True)
+    seen = []
+
+    def model(y_in, sub):  # the output ignores the input: a free image
+        seen.append(sub)
+        return u
+
+    Splitting(0.6, consistency=consistency)(y, physics, model, generator=torch.Generator().manual_seed(1)).backward()
+    on_input = seen[0].mask.expand_as(u) > 0
+    held_out = (fixed > 0) & ~on_input
+    assert float(u.grad[held_out].abs().min()) > 0  # the held-out entries are always fitted
+    if consistency == "none":
+        assert float(u.grad[on_input].abs().max()) == 0.0
+    else:
+        assert float(u.grad[on_input].abs().min()) > 0
+    assert float(u.grad[fixed == 0].abs().max()) == 0.0  # never measured: never constrained
+    assert Splitting().consistency_name == "mc"
+
 def train_fill(loss, physics_fn, steps=150, seed=0):
     """Gradient descent on u for KeepAndFill with the given loss; returns the learned u."""
     model = KeepAndFill()
@@ -194,6 +220,28 @@ def test_ei_draws_a_transform_per_sample_and_counts_evaluations():
     with pytest.raises(ValueError, match="consistency"):
         REI(Shift(), consistency="mc")
 
+
+
+@pytest.mark.parametrize("noise", ["poisson", "poisson_gaussian"])
+def test_rei_and_moi_renoise_count_data_from_estimates_that_dip_below_zero(noise):
+    from selfinv.noise import Poisson, PoissonGaussian
+
+    model_noise = Poisson(0.1) if noise == "poisson" else PoissonGaussian(0.1, 0.05)
+    seen = []
+
+    def model(y, physics):  # an estimate with negative values, as networks give early in training
+        seen.append(y)
+        return physics.A_adjoint(y) - 0.5
+
+    physics = Inpainting(torch.ones(1, 1, H, W), noise=model_noise)
+    y = physics(image(), generator=torch.Generator().manual_seed(0))
+    value = REI(Shift(), consistency="sure")(y, physics, model, generator=torch.Generator().manual_seed(1))
+    assert torch.isfinite(value)
+    renoised = seen[-1]  # f(N(A T x̂)): simulated from A T x̂ clipped at 0
+    if noise == "poisson":
+        assert bool((renoised >= 0).all()) and bool((renoised == 0).any())
+    moi = MOI(BernoulliMaskSampler(H, p=0.5), renoise=True)
+    assert torch.isfinite(moi(y, physics, model, generator=torch.Generator().manual_seed(2)))
 
 def test_ei_minimiser_fills_the_nullspace_with_shifts_on_a_fixed_mask():
     """EI with shifts identifies a fixed random inpainting mask (the rank condition holds), MC does not."""
