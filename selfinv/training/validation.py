@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from selfinv.data.samples import collate
 from selfinv.losses.base import Loss
 from selfinv.physics.base import LinearOperator
+from selfinv.physics.blur import Blur
 from selfinv.physics.denoising import Denoising
 from selfinv.training.distributed import DistContext
 from selfinv.training.metrics import psnr, ssim
@@ -25,8 +26,9 @@ VALIDATION_STREAM = 1_000_003  # offsets validation seeds from the training step
 
 
 def baseline(y: torch.Tensor, physics: LinearOperator) -> torch.Tensor:
-    """The no-learning reconstruction: y (denoising), FBP (tomography) or A†y."""
-    if isinstance(physics, Denoising):
+    """The no-learning reconstruction: y (denoising; deblurring, where A†y amplifies the noise without
+    bound on the frequencies the blur nearly kills), FBP (tomography) or A†y."""
+    if isinstance(physics, (Denoising, Blur)):
         return y
     fbp = getattr(physics, "fbp", None)
     if callable(fbp):
