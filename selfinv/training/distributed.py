@@ -8,6 +8,7 @@ and writes checkpoints. Without those variables everything runs in one process.
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 
@@ -52,6 +53,11 @@ class DistContext:
             dist.barrier()
 
 
+def _shutdown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def context(device: torch.device) -> DistContext:
     """The data-parallel context from torchrun's environment, initialising the process group if needed."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -59,4 +65,5 @@ def context(device: torch.device) -> DistContext:
         return DistContext()
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        atexit.register(_shutdown)  # a process group left to interpreter teardown can abort in its threads
     return DistContext(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", "0")))

@@ -17,3 +17,4 @@ if __name__ == "__main__":
     state = fit(model, Supervised(), data, None, FitConfig(epochs=1, batch_size=4, max_steps=2, device="cpu", seed=3))
     if state.dist.rank == 0:
         torch.save({k: v.clone() for k, v in model.state_dict().items()}, out)
+    state.dist.barrier()  # both ranks leave together; the process group is destroyed at exit
