@@ -156,12 +156,13 @@ def _size_args(cls: type, img_shape: tuple[int, int, int], seed: int) -> dict:
     return out
 
 
-def build_noise(cfg: Config):
-    """The noise model of ``cfg.noise`` (None for noiseless)."""
-    if cfg.noise is None:
+def build_noise(cfg: Config, section: Any = ..., where: str = "noise"):
+    """The noise model of ``cfg.noise`` (or of another noise section, e.g. ``data.true_noise``; None for noiseless)."""
+    section = cfg.noise if section is ... else section
+    if section is None:
         return None
-    cls = NOISE_MODELS[cfg.noise.name]
-    return _construct(cls, _physics_args(cls, _params(cfg.noise), "noise"), "noise")
+    cls = NOISE_MODELS[section.name]
+    return _construct(cls, _physics_args(cls, _params(section), where), where)
 
 
 def build_sampler(sampler_cfg, img_shape: tuple[int, int, int], seed: int = 0, where: str = "physics.sampler"):
@@ -452,12 +453,9 @@ def _simulated(cfg: Config, imgs, names, norm, patch: int | None, noise, test: b
         norm = Normalization.identity()
     else:
         norm_used = norm
-    true_noise = None
-    if d.true_noise is not None:
-        if noise is None:
-            raise ConfigError("config: data.true_noise needs noise (the model the losses assume) as well")
-        cls = NOISE_MODELS[d.true_noise.name]
-        true_noise = _construct(cls, _physics_args(cls, _params(d.true_noise), "data.true_noise"), "data.true_noise")
+    if d.true_noise is not None and noise is None:
+        raise ConfigError("config: data.true_noise needs noise (the model the losses assume) as well")
+    true_noise = build_noise(cfg, d.true_noise, "data.true_noise")
     ds = SimulatedDataset(
         imgs,
         sampler if sampler is not None else op,

@@ -103,8 +103,7 @@ def run_comparison(cfg, losses: list[str | Variant], out: Path, steps: int | Non
         write_text_new,
     )
     from selfinv.config import apply_overrides, parse_config
-    from selfinv.data import split
-    from selfinv.experiment import Experiment, _absolute_paths, build_data, build_loss, build_model, build_test_set
+    from selfinv.experiment import Experiment, _absolute_paths, build_loss, build_model
     from selfinv.training import pick_device
     from selfinv.training.figures import comparison_figure
 
@@ -116,7 +115,7 @@ def run_comparison(cfg, losses: list[str | Variant], out: Path, steps: int | Non
         raise ValueError(f"compare: {', '.join(dupes)} given twice")
     new_folder(out)
     cfg = _absolute_paths(cfg)
-    cfg, base_data = _comparison_data(cfg, build_data, build_test_set, split)
+    cfg, base_data = _comparison_data(cfg)
     test_name, n_test = base_data[-1], len(base_data[-2])
     device = pick_device(cfg.training.device)
     runs: list[dict[str, Any]] = []
@@ -136,7 +135,7 @@ def run_comparison(cfg, losses: list[str | Variant], out: Path, steps: int | Non
             if isinstance(entry, Variant):
                 rcfg = parse_config(apply_overrides(entry.base(cfg.model_dump(mode="json")), list(entry.overrides)))
                 if any(o.split("=", 1)[0].strip().startswith(_DATA_KEYS) for o in entry.overrides):
-                    rcfg, data = _comparison_data(_absolute_paths(rcfg), build_data, build_test_set, split)
+                    rcfg, data = _comparison_data(_absolute_paths(rcfg))
                     ds, op, img_shape, is_complex, norm, sampler, train, val, test, _ = data
             lcfg = loss_config(rcfg, rcfg.loss.name if isinstance(entry, Variant) else name, out / "runs" / name,
                                steps, len(train))
@@ -199,9 +198,12 @@ def run_comparison(cfg, losses: list[str | Variant], out: Path, steps: int | Non
     return results
 
 
-def _comparison_data(cfg, build_data, build_test_set, split):
+def _comparison_data(cfg):
     """The resolved config and (dataset, template, img_shape, is_complex, normalization, sampler, train, val, test,
     test name) of a config."""
+    from selfinv.data import split
+    from selfinv.experiment import build_data, build_test_set
+
     ds, op, img_shape, is_complex, norm, sampler, cfg = build_data(cfg)
     train, val = split(ds, cfg.data.val_fraction, seed=cfg.seed)
     test = build_test_set(cfg)
