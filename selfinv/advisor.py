@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from selfinv.losses import LOSSES, Loss
 from selfinv.losses import _example as example_loss
+from selfinv.noise import Unknown
 from selfinv.physics.base import LinearOperator
 from selfinv.physics.denoising import Denoising
 from selfinv.theory import RankResult, is_equivariant, rank_condition
@@ -99,7 +100,8 @@ def advise(
         transforms: candidate group actions for EI/REI (e.g. ``[Shift(), Rotate(4)]``).
         pairs: whether two independent measurements of each x exist (Noise2Noise).
         noise_known: whether the noise model's parameters are trusted (False: only losses that tolerate
-            unknown noise are recommended).
+            unknown noise are recommended). A :class:`~selfinv.noise.Unknown` noise model means False, and
+            with ``separable=False`` only the losses that tolerate correlated noise apply.
         n_operators: how many operators to draw from ``sampler`` for the rank test.
         x_shape: per-sample image shape (C, H, W), for operators that accept any size (blur, demosaicing).
     """
@@ -110,7 +112,12 @@ def advise(
     single = None if denoising else rank_condition(op, x_shape=x_shape)
     injective = denoising or single.holds
     family = rank_condition(sampler, n_operators=n_operators, x_shape=x_shape) if sampler is not None else None
-    advice = Advice(name, "none (noiseless)" if noise is None else repr(noise), single, family)
+    if isinstance(noise, Unknown):
+        noise_known = False
+        desc = "unknown, " + ("independent between entries (separable)" if noise.separable else "possibly correlated")
+    else:
+        desc = "none (noiseless)" if noise is None else repr(noise) + ("" if noise_known else ", parameters not trusted")
+    advice = Advice(name, desc, single, family)
 
     good_transforms = []
     for t in transforms or ():
@@ -139,25 +146,34 @@ def advise(
 
 
 def _verdict(name, loss: Loss, physics, denoising, injective, family, good_transforms, pairs, noise_known) -> Verdict:
+    """One loss's verdict, from its :class:`~selfinv.losses.LossInfo` and the identifiability facts only."""
     info, noise = loss.info, physics.noise
+    coloured = isinstance(noise, Unknown) and not noise.separable
     if info.needs_ground_truth:
         return Verdict(name, False, "needs ground truth x (the reference to compare with, not a training option)")
     if not info.single_y and not pairs:
         return Verdict(name, False, "needs two independent measurements of each image (pairs=True)")
     if not info.general_operator and not denoising:
         return Verdict(name, False, f"defined for denoising (A = I) only, not {type(physics).__name__}")
-    if info.noise_models is not None:
+    if noise is None and denoising:
+        return Verdict(name, False, "nothing to learn: noiseless denoising")
+    if not noise_known and noise is not None:
+        if coloured and not info.unknown_coloured_noise:
+            why = "tolerates unknown noise only when it is independent between entries" if info.unknown_separable_noise \
+                else "needs the noise model and its level"
+            return Verdict(name, False, f"{why}; yours is unknown and possibly correlated")
+        if not coloured and not info.unknown_separable_noise:
+            needs = "" if info.noise_models is None else f" ({', '.join(k.__name__ for k in info.noise_models)})"
+            return Verdict(name, False, f"needs the noise model and its level{needs}, which are unknown here "
+                                        "(estimate them, or use a loss that tolerates unknown noise)")
+    elif info.noise_models is not None:
         if noise is None:
             return Verdict(name, False, "needs a noise model in physics.noise")
         if not isinstance(noise, info.noise_models):
             allowed = ", ".join(k.__name__ for k in info.noise_models)
             return Verdict(name, False, f"supports {allowed} noise, not {type(noise).__name__}")
-        if not noise_known and not info.unknown_separable_noise:
-            return Verdict(name, False, "needs the noise parameters, which you said are not trusted")
     if name == "mc" and noise is not None and denoising:
         return Verdict(name, False, "collapses to f(y) = y on noisy data (kept as a reference)")
-    if noise is None and denoising:
-        return Verdict(name, False, "nothing to learn: noiseless denoising")
     if name in ("moi", "splitting"):
         if family is None:
             return Verdict(name, False, "needs measurements through several operators (give the operator family)")
@@ -176,8 +192,6 @@ def _verdict(name, loss: Loss, physics, denoising, injective, family, good_trans
         if family is not None and family.holds:
             return Verdict(name, True, "estimates the measurement risk; the operator family makes it identifiable")
         return Verdict(name, False, "only sees the range of A: the nullspace stays unlearned (add EI/REI or MOI)")
-    if not noise_known and not info.unknown_separable_noise:
-        return Verdict(name, False, "needs the noise parameters, which you said are not trusted")
-    if noise is not None and name in ("blind_spot", "noise2void", "noise2self", "neighbor2neighbor"):
-        return Verdict(name, True, "valid for pixel-wise independent noise, not MMSE-optimal")
+    if noise is not None and info.unknown_separable_noise and not info.mmse_optimal:
+        return Verdict(name, True, "valid for noise independent between entries, not MMSE-optimal")
     return Verdict(name, True, "applies" + (" (MMSE-optimal)" if info.mmse_optimal else ""))

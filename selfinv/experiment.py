@@ -37,7 +37,8 @@ from selfinv.config import (
 )
 from selfinv.losses import LOSSES, Loss
 from selfinv.models import BACKBONES, WRAPPERS
-from selfinv.noise import NOISE_MODELS
+from selfinv.noise import NOISE_MODELS, Unknown
+from selfinv.noise import describe as describe_noise
 from selfinv.physics import OPERATORS, SAMPLERS
 from selfinv.training.fit import FitConfig
 from selfinv.transforms import Product, Transform
@@ -328,11 +329,12 @@ class Experiment:
     sampler: Any | None
     model: torch.nn.Module
     loss: Loss
+    normalization_mode: str = "explicit"  # how the normalisation was chosen: auto, range, none or explicit
 
     @property
     def data_info(self) -> dict[str, Any]:
         c, h, w = self.img_shape
-        return {"channels": c, "complex": self.is_complex, "img_size": [h, w]}
+        return {"channels": c, "complex": self.is_complex, "img_size": [h, w], "normalization_mode": self.normalization_mode}
 
 
 def _embedded(names: Sequence[str], gray: bool) -> tuple[list[np.ndarray], list[str]]:
@@ -351,31 +353,64 @@ def _embedded(names: Sequence[str], gray: bool) -> tuple[list[np.ndarray], list[
     return imgs, list(names)
 
 
-def _read_folder(folder: str, max_images: int | None, where: str, normalized: bool = False):
-    """The images of a folder or a glob pattern (names relative to the pattern's fixed part)."""
-    from selfinv.data import Normalization, list_images, read_image
+def _read_folder(folder: str, max_images: int | None, where: str, key: str | None = None):
+    """The images of a folder, a glob pattern or one file (names relative to the pattern's fixed part), with
+    the :class:`~selfinv.data.readers.ImageInfo` of each."""
+    from selfinv.data import list_images, read_image
     from selfinv.data.readers import pattern_root
+    from selfinv.data.sources import split_key
 
+    path, key = split_key(folder, key)
     try:
-        files = list_images(folder)
+        files = [path] if path.is_file() else list_images(folder)
     except ValueError as e:
         raise ConfigError(f"config: {where}: {e}") from None
     if not files:
         raise ConfigError(f"config: {where}: no readable image files in {folder}")
     files = files[:max_images] if max_images else files
-    root = pattern_root(folder)
-    arrays, names, norms = [], [], {}
+    root = pattern_root(folder) if not path.is_file() else path.parent
+    arrays, names, infos = [], [], []
     for f in files:
-        arr, info = read_image(f, return_info=True)
+        try:
+            arr, info = read_image(f, key=key, return_info=True)
+        except ValueError as e:
+            raise ConfigError(f"config: {where}: {str(e).replace('pass key=', 'set data.key (or FILE:KEY)')}") from None
         slices = list(arr) if arr.ndim == 4 else [arr]
         arrays += slices
         name = f.relative_to(root).as_posix() if f.is_relative_to(root) else f.name
         names += [f"{name}[{i}]" for i in range(len(slices))] if arr.ndim == 4 else [name]
-        norms.setdefault(Normalization.from_info(info), []).append(f.name)
-    if len(norms) > 1 and not normalized:  # an explicit data.normalization settles it
+        infos += [info] * len(slices)
+    channels = {}
+    for n, a in zip(names, arrays, strict=True):
+        channels.setdefault(int(a.shape[0]), []).append(n)
+    if len(channels) > 1:
+        desc = "; ".join(f"{c} channel{'s' if c > 1 else ''}: {', '.join(ns[:3])}{' ...' if len(ns) > 3 else ''}"
+                         for c, ns in sorted(channels.items()))
+        raise ConfigError(f"config: {where}: the images have different numbers of channels ({desc}); "
+                          "convert them to one (e.g. gray) or use data.gray for the embedded photographs")
+    return arrays, names, infos
+
+
+def image_normalization(cfg: Config, arrays, names, infos, where: str):
+    """The normalisation of ground-truth images under ``data.normalization`` (auto, range, none or explicit)."""
+    from selfinv.data import Normalization
+
+    mode = cfg.data.normalization
+    if not isinstance(mode, str):
+        return Normalization(**mode.model_dump())
+    if mode == "none":
+        return Normalization.identity()
+    if mode == "auto" and not all(i.bit_depth == 8 for i in infos):
+        sample = np.concatenate([(np.abs(a) if np.iscomplexobj(a) else a).reshape(-1)[:: max(1, a.size // 250_000)]
+                                 for a in arrays])
+        return Normalization.robust(torch.from_numpy(sample.astype(np.float64)), offset=not np.iscomplexobj(arrays[0]))
+    norms: dict = {}
+    for n, info in zip(names, infos, strict=True):
+        norms.setdefault(Normalization.from_info(info), []).append(n)
+    if len(norms) > 1:
         desc = "; ".join(f"{n.to_dict()}: {', '.join(v[:2])}" for n, v in norms.items())
         raise ConfigError(f"config: {where}: the files imply different normalisations ({desc}); set data.normalization")
-    return arrays, names, next(iter(norms))
+    return next(iter(norms))
 
 
 def _with_phase(imgs: list[np.ndarray], amplitude: float, seed: int) -> list[np.ndarray]:
@@ -392,24 +427,28 @@ def _with_phase(imgs: list[np.ndarray], amplitude: float, seed: int) -> list[np.
 
 
 def _ground_truth(cfg: Config, test: bool):
-    """Images for simulation: (arrays, names, normalization or None)."""
+    """Images for simulation: (arrays, names, normalization). The test images take the normalisation of the
+    training images (one set of units for the model)."""
     from selfinv.data import TEST_NAMES, TRAIN_NAMES, Normalization
 
     d = cfg.data
-    norm = Normalization(**d.normalization.model_dump()) if d.normalization is not None else None
     if d.source == "embedded":
         names = (d.test_images or list(TEST_NAMES)) if test else (d.images or list(TRAIN_NAMES))
         limit = d.max_test_images if test else d.max_images
         if limit:
             names = names[:limit]
         imgs, names = _embedded(names, d.gray)
-        return imgs, names, norm or Normalization.identity()
+        norm = d.normalization
+        return imgs, names, Normalization(**norm.model_dump()) if not isinstance(norm, str) else Normalization.identity()
     folder = d.test_path if test else d.path
     if folder is None:
         raise ConfigError("config: data.path is required for data.source = images (a folder of ground-truth images)")
-    arrays, names, file_norm = _read_folder(folder, d.max_test_images if test else d.max_images,
-                                            "data.test_path" if test else "data.path", normalized=norm is not None)
-    return arrays, names, norm or file_norm
+    where = "data.test_path" if test else "data.path"
+    arrays, names, infos = _read_folder(folder, d.max_test_images if test else d.max_images, where, d.key)
+    if test and isinstance(d.normalization, str) and d.normalization != "none":
+        train_arrays, train_names, train_infos = _read_folder(d.path, d.max_images, "data.path", d.key)
+        return arrays, names, image_normalization(cfg, train_arrays, train_names, train_infos, "data.path")
+    return arrays, names, image_normalization(cfg, arrays, names, infos, where)
 
 
 def _simulated(cfg: Config, imgs, names, norm, patch: int | None, noise, test: bool):
@@ -431,7 +470,9 @@ def _simulated(cfg: Config, imgs, names, norm, patch: int | None, noise, test: b
         raise ConfigError("config: no images")
     chans = {img.shape[0] for img in imgs}
     if len(chans) > 1:
-        raise ConfigError(f"config: the images have different numbers of channels ({sorted(chans)})")
+        odd = [n for n, i in zip(names, imgs, strict=True) if i.shape[0] != imgs[0].shape[0]]
+        raise ConfigError(f"config: the images have different numbers of channels ({sorted(chans)}): {names[0]} has "
+                          f"{imgs[0].shape[0]}, {odd[0]} has {next(i.shape[0] for n, i in zip(names, imgs, strict=True) if n == odd[0])}")
     c = imgs[0].shape[0]
     if patch is not None:
         h = w = patch
@@ -456,6 +497,9 @@ def _simulated(cfg: Config, imgs, names, norm, patch: int | None, noise, test: b
     if d.true_noise is not None and noise is None:
         raise ConfigError("config: data.true_noise needs noise (the model the losses assume) as well")
     true_noise = build_noise(cfg, d.true_noise, "data.true_noise")
+    if isinstance(true_noise if true_noise is not None else noise, Unknown):
+        raise ConfigError("config: noise 'unknown' describes real measurements and cannot simulate any: for simulated "
+                          "data set data.true_noise to the noise that corrupts them (the losses still see 'unknown')")
     ds = SimulatedDataset(
         imgs,
         sampler if sampler is not None else op,
@@ -474,41 +518,60 @@ def _simulated(cfg: Config, imgs, names, norm, patch: int | None, noise, test: b
 
 
 def _measurement_physics_factory(cfg: Config, img_shape_hint, fallback_noise):
-    """A callable ``(**file_arrays, noise) -> operator`` for MeasurementDataset.load / from_folder: the config's
-    operator with the file's per-sample arrays; the file's noise model, else ``fallback_noise``."""
+    """A callable ``(noise=None, y=None, **file_arrays) -> operator`` for a measurement set: the config's operator
+    with the file's per-sample arrays, a mask from the zeros of y when the operator needs one and nobody gave it;
+    the file's noise model, else ``fallback_noise``."""
+    import warnings
+
+    from selfinv.data.sources import MASK_FROM_ZEROS, mask_from_zeros
+
     cls = OPERATORS[cfg.physics.name]
     params = {k: v for k, v in _params(cfg.physics, ("name", "sampler")).items()}
     base = _physics_args(cls, params, "physics")
     sized = _size_args(cls, img_shape_hint, cfg.seed) if img_shape_hint is not None else {}
     if any(k in _signature(cls) for k in _SIZE_ARGS) and img_shape_hint is None:
         raise ConfigError(f"config: data.img_size is needed for {cfg.physics.name} measurement sets (the size of x)")
+    required = [k for k, f in _param_fields("physics", cfg.physics.name, cls).items() if f[1] is ...]
 
-    def factory(noise=None, **arrays):
+    def factory(noise=None, y=None, **arrays):
+        args = {**base, **sized, **arrays}
+        if "mask" in required and args.get("mask") is None and y is not None and y.ndim == 4:
+            args["mask"] = mask_from_zeros(y)
+            warnings.warn(f"physics.mask: {MASK_FROM_ZEROS}", stacklevel=2)
+        missing = [k for k in required if args.get(k) is None]
+        if missing:
+            raise ValueError(f"the {cfg.physics.name} operator needs {', '.join(missing)}: give physics.{missing[0]} in the "
+                             f"config or a {missing[0]} array in the measurement set")
         try:
-            return cls(**{**base, **sized, **arrays}, noise=noise if noise is not None else fallback_noise)
+            return cls(**args, noise=noise if noise is not None else fallback_noise)
         except TypeError as e:
             raise ValueError(f"cannot build {cfg.physics.name} from the file's arrays {sorted(arrays)} and the config ({e})") from None
 
     return factory
 
 
+def _normalization_arg(cfg: Config):
+    from selfinv.data import Normalization
+
+    norm = cfg.data.normalization
+    return norm if isinstance(norm, str) else Normalization(**norm.model_dump())
+
+
 def measurement_set(cfg: Config, path: str | Path, noise=None, img_shape=None, normalization=None, where: str = "data"):
-    """A :class:`~selfinv.data.MeasurementDataset` (``.npz``/``.h5`` file or folder) with the config's operator.
+    """A :class:`~selfinv.data.MeasurementDataset` with the config's operator, from any source
+    :func:`selfinv.data.sources.load_measurements` reads (a measurement set, a folder with ``y/``, image files).
 
     ``noise`` replaces the file's noise model (None: the file's, else the config's); ``img_shape`` (C, H, W)
-    sizes operators that need it (tomography, compressed sensing). The operator is checked against the
-    first measurement (real/complex, shapes, channels). Returns ``(dataset, operator, x_shape, is_complex)``.
+    sizes operators that need it (tomography, compressed sensing); ``normalization`` defaults to
+    ``data.normalization`` (a trained model passes its own). The operator is checked against the first
+    measurement (real/complex, shapes, channels). Returns ``(dataset, operator, x_shape, is_complex)``.
     """
-    from selfinv.data import MeasurementDataset
+    from selfinv.data.sources import load_measurements, split_key
 
     factory = _measurement_physics_factory(cfg, img_shape, build_noise(cfg))
-    p = Path(path)
-    if p.is_dir():
-        ds = MeasurementDataset.from_folder(p, physics=factory, noise=noise, normalization=normalization)
-    elif p.is_file():
-        ds = MeasurementDataset.load(p, physics=factory, noise=noise, normalization=normalization)
-    else:
-        raise ValueError(f"{p}: no such file or folder")
+    p, _ = split_key(path)
+    ds = load_measurements(path, factory, key=cfg.data.key, noise=noise,
+                           normalization=_normalization_arg(cfg) if normalization is None else normalization)
     op = ds.make_physics({k: v[:1] for k, v in ds.params.items()})
     try:
         x0 = op.A_adjoint(ds.y[:1])  # checks that the operator fits the data (real/complex, shapes, channels)
@@ -522,40 +585,26 @@ def measurement_set(cfg: Config, path: str | Path, noise=None, img_shape=None, n
 
 
 def _measurements(cfg: Config, path: str | None, noise, where: str):
-    from selfinv.data import Normalization
-
     d = cfg.data
     if path is None:
-        raise ConfigError(f"config: {where} is required for data.source = measurements (.npz/.h5 file or a folder)")
+        raise ConfigError(f"config: {where} is required for data.source = measurements (a measurement set, a folder or image files)")
     hint = None
     if d.img_size is not None:
         if len(d.img_size) not in (2, 3):
-            raise ConfigError("config: data.img_size must be [H, W] or [C, H, W]")
+            raise ConfigError("config: data.img_size must be N, [H, W] or [C, H, W]")
         hint = tuple(d.img_size) if len(d.img_size) == 3 else (1, *d.img_size)
-    norm = Normalization(**d.normalization.model_dump()) if d.normalization is not None else None
     try:
-        return measurement_set(cfg, path, noise=noise, img_shape=hint, normalization=norm)
+        return measurement_set(cfg, path, noise=noise, img_shape=hint)
     except ValueError as e:
         if isinstance(e, ConfigError):
             raise
-        raise ConfigError(f"config: {where}: {e}") from None
-
-
-def _describe_noise(noise) -> dict | None:
-    if noise is None:
-        return None
-    name = next((k for k, c in NOISE_MODELS.items() if type(noise) is c), None)
-    if name is None:
-        return None
-    out: dict[str, Any] = {"name": name}
-    for p in noise._per_sample:
-        t = getattr(noise, p)
-        out[p] = float(t.reshape(-1)[0]) if t.numel() else None
-    return out
+        raise ConfigError(f"config: {where}: {str(e).replace('pass key=', 'set data.key (or FILE:KEY)')}") from None
 
 
 def _absolute_paths(cfg: Config) -> Config:
-    data = cfg.model_dump(mode="json")
+    data = cfg.model_dump(mode="json", exclude_unset=True)  # keeps which keys the user set
+    data.setdefault("data", {})
+    data.setdefault("physics", cfg.physics.model_dump(mode="json"))
     for key in ("path", "test_path"):
         if data["data"].get(key):
             data["data"][key] = str(Path(data["data"][key]).expanduser().resolve())
@@ -565,28 +614,141 @@ def _absolute_paths(cfg: Config) -> Config:
     return parse_config(data)
 
 
+def _resolved(cfg: Config, **data: Any) -> Config:
+    """The config with ``data`` keys replaced (what the run really used, for config.yaml and checkpoints)."""
+    dumped = cfg.model_dump(mode="json")
+    dumped["data"].update(data)
+    return parse_config(dumped)
+
+
+def _bands(imgs, names, fraction: float, patch: int | None):
+    """Ground-truth images cut into a training band and a validation band (the last ``fraction`` of the longer
+    side): validation within each image, when there is one image or ``data.val_fraction`` is 0."""
+    if patch is None:
+        raise ConfigError("config: validation within one image needs data.patch_size (patches of a training band and "
+                          "of a validation band), or more images with data.val_fraction > 0")
+    train, val = [], []
+    for name, img in zip(names, imgs, strict=True):
+        h, w = img.shape[-2:]
+        axis = -2 if h >= w else -1
+        size = img.shape[axis]
+        cut = int(round((1 - fraction) * size))
+        if min(cut, size - cut, img.shape[-1 if axis == -2 else -2]) < patch:
+            raise ConfigError(f"config: {name} ({h}x{w}) is too small to hold out a {fraction:.0%} band for validation "
+                              f"with {patch}-pixel patches; lower data.patch_size or change data.val_holdout")
+        first, second = (img[..., :cut, :], img[..., cut:, :]) if axis == -2 else (img[..., :cut], img[..., cut:])
+        train.append((f"{name}[train band]", np.ascontiguousarray(first)))
+        val.append((f"{name}[validation band]", np.ascontiguousarray(second)))
+    both = train + val
+    return [a for _, a in both], [n for n, _ in both], len(train)
+
+
+def _range_warning(ds, op, where: str) -> None:
+    """Warn when the normalised images are far from the [0, 1] the models, noise levels and PSNR assume."""
+    import warnings
+
+    from selfinv.data.sources import _back_projection
+
+    n = min(len(ds), 8)
+    if n == 0:
+        return
+    if ds.x is not None:
+        ref = ds.x[:n]
+    else:
+        batch_op = ds.make_physics({k: v[:n] for k, v in ds.params.items()}) if ds.params else op
+        ref = _back_projection(batch_op, ds.y[:n])
+    ref = ref.abs() if ref.is_complex() else ref
+    high = float(torch.quantile(ref.reshape(-1)[:: max(1, ref.numel() // 1_000_000)].double().abs(), 0.995))
+    if high > 10 or 0 < high < 0.1:
+        warnings.warn(f"{where}: after normalisation the images reach about {high:.3g}, far from the [0, 1] the model, "
+                      "the noise levels and PSNR (data.data_range) assume; set data.normalization (auto picks a robust "
+                      "scale)", stacklevel=3)
+
+
 def build_data(cfg: Config) -> tuple[Any, Any, tuple[int, int, int], bool, Any, Any, Config]:
-    """(dataset, physics template, img_shape, is_complex, normalization, sampler, resolved cfg) for training."""
+    """(dataset, physics template, img_shape, is_complex, normalization, sampler, resolved cfg) for training.
+
+    The resolved config records what was used: the normalisation as ``{scale, offset}``, ``patch_size: null`` for
+    measurements that cannot be cut into patches, the measurement set's noise model when the config has none."""
+    from selfinv.data.patches import crop_alignment
+
     noise = build_noise(cfg)
-    if cfg.data.source == "measurements":
-        if cfg.data.true_noise is not None:
+    d = cfg.data
+    explicit = set(d.model_fields_set)  # keys the user wrote (defaults adapt to measurement sets)
+    if d.source == "measurements":
+        if d.true_noise is not None:
             raise ConfigError("config: data.true_noise is for simulated data (data.source embedded or images)")
-        ds, op, img_shape, is_complex = _measurements(cfg, cfg.data.path, noise, "data.path")
+        ds, op, img_shape, is_complex = _measurements(cfg, d.path, noise, "data.path")
         # physics.sampler, if given, models the operator family for the losses that draw operators (MOI)
         sampler = build_sampler(cfg.physics.sampler, img_shape, cfg.seed) if cfg.physics.sampler is not None else None
         if noise is None and op.noise is not None:  # record the measurement set's noise in the resolved config
-            desc = _describe_noise(op.noise)
+            desc = describe_noise(op.noise)
             if desc is not None:
                 cfg = parse_config({**cfg.model_dump(mode="json"), "noise": desc})
+        patch = d.patch_size
+        if patch is not None and crop_alignment(op) is None:
+            if "patch_size" in explicit:
+                raise ConfigError(
+                    f"config: data.patch_size = {patch}: {cfg.physics.name} measurements cannot be cut into patches (a crop "
+                    "of k-space, a sinogram or a blurred image is not the measurement of a crop of the image); set "
+                    "data.patch_size: null to train on whole measurements"
+                )
+            patch = None
+        elif patch is not None and min(ds.y.shape[-2:]) < patch:
+            raise ConfigError(f"config: data.patch_size = {patch} is larger than the measurements "
+                              f"({ds.y.shape[-2]}x{ds.y.shape[-1]}); lower it, or null for whole measurements")
+        per_image = d.patches_per_image
+        if patch is not None and "patches_per_image" not in explicit:  # an epoch covers every pixel once
+            per_image = max(per_image, round(ds.y.shape[-2] * ds.y.shape[-1] / patch**2))
+        cfg = _resolved(cfg, patch_size=patch, patches_per_image=per_image, normalization=ds.normalization.to_dict())
+        _range_warning(ds, op, "data.path")
         return ds, op, img_shape, is_complex, ds.normalization, sampler, cfg
     imgs, names, norm = _ground_truth(cfg, test=False)
-    ds, op, sampler, img_shape = _simulated(cfg, imgs, names, norm, cfg.data.patch_size, noise, test=False)
+    groups = len(imgs)
+    within = d.val_fraction == 0 or groups < 2
+    if within:
+        imgs, names, n_bands = _bands(imgs, names, d.val_holdout, d.patch_size)
+    ds, op, sampler, img_shape = _simulated(cfg, imgs, names, norm, d.patch_size, noise, test=False)
+    if within:
+        ds.validation_groups = torch.arange(n_bands, 2 * n_bands)
+    cfg = _resolved(cfg, normalization=ds.normalization.to_dict())
+    _range_warning(ds, op, "data.path" if d.source == "images" else "data")
     return ds, op, img_shape, bool(op.is_complex is True), ds.normalization, sampler, cfg
 
 
-def build_test_set(cfg: Config):
-    """The evaluation data of a config: the test split (embedded), ``data.test_path``, or None (use validation)."""
+def split_data(cfg: Config, ds) -> tuple[Any, Any]:
+    """The (training, validation) sets of a built data set: by source image / measurement (``data.val_fraction``),
+    or within each measurement when there is one or ``val_fraction`` is 0 (:mod:`selfinv.training.holdout`:
+    a band of the image, or held-out acquired entries); measurement sets of pixel-wise operators are then cut
+    into new random patches every epoch (``data.patch_size``)."""
+    from selfinv.data import RandomPatches, Subset, split
+    from selfinv.training.holdout import within_measurements
+
+    d = cfg.data
+    bands = getattr(ds, "validation_groups", None)
+    try:
+        if bands is not None:  # simulated: a training and a validation band of every image
+            is_val = torch.isin(ds.groups, bands)
+            idx = torch.arange(len(ds))
+            return Subset(ds, idx[~is_val]), Subset(ds, idx[is_val])
+        if d.val_fraction == 0 or torch.unique(ds.groups).numel() < 2:
+            train, val = within_measurements(ds, d.val_holdout, cfg.seed)
+        else:
+            train, val = split(ds, d.val_fraction, seed=cfg.seed)
+        if d.source == "measurements" and d.patch_size is not None:
+            train = RandomPatches(train, d.patch_size, d.patches_per_image, seed=cfg.seed)
+    except ValueError as e:
+        raise ConfigError(f"config: data: {e}") from None
+    return train, val
+
+
+def build_test_set(cfg: Config, normalization=None):
+    """The evaluation data of a config: the test split (embedded), ``data.test_path``, or None (use validation).
+
+    ``normalization`` (a trained model's) replaces the config's, so that test data are in the model's units."""
     noise = build_noise(cfg)
+    if normalization is not None:
+        cfg = _resolved(cfg, normalization=normalization.to_dict())
     if cfg.data.source == "measurements":
         if cfg.data.test_path is None:
             return None
@@ -599,14 +761,10 @@ def build_test_set(cfg: Config):
 
 def build_experiment(cfg: Config) -> Experiment:
     """Data (train/validation split), physics, model and loss of a config; the config comes back resolved."""
-    from selfinv.data import split
-
     cfg = _absolute_paths(cfg)
+    mode = cfg.data.normalization if isinstance(cfg.data.normalization, str) else "explicit"
     ds, op, img_shape, is_complex, norm, sampler, cfg = build_data(cfg)
-    try:
-        train, val = split(ds, cfg.data.val_fraction, seed=cfg.seed)
-    except ValueError as e:
-        raise ConfigError(f"config: data: {e} (add images, or patches from more images)") from None
+    train, val = split_data(cfg, ds)
     resolved = cfg.model_dump(mode="json")
     resolved["model"]["wrapper"] = resolve_wrapper(cfg)
     cfg = parse_config(resolved)
@@ -619,7 +777,7 @@ def build_experiment(cfg: Config) -> Experiment:
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, img_shape[0], is_complex)
     loss = build_loss(cfg, sampler, img_shape)
-    return Experiment(cfg, ds, train, val, img_shape, is_complex, norm, op, sampler, model, loss)
+    return Experiment(cfg, ds, train, val, img_shape, is_complex, norm, op, sampler, model, loss, mode)
 
 
 def fit_config(cfg: Config):

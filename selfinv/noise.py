@@ -286,3 +286,78 @@ class CorrelatedGaussian(NoiseModel):
 
 
 NOISE_MODELS["correlated_gaussian"] = CorrelatedGaussian
+
+
+class Unknown(NoiseModel):
+    r"""Noise whose distribution and level nobody knows: what real measurements usually come with.
+
+    It describes the measurements (``y = A x + ε`` with ε of unknown law) without being able to simulate
+    them, so it cannot corrupt clean data and has no ``variance``. It tells the losses and the advisor
+    what may be assumed: ``separable=True`` (the default) is noise that is independent from pixel to
+    pixel (entry to entry) given the signal, with zero mean — the assumption of Noise2Void/Noise2Self,
+    Neighbor2Neighbor, the blind-spot network and UNSURE (tutorial part 2, "unknown noise");
+    ``separable=False`` allows spatially correlated noise as well (only the losses marked
+    ``unknown_coloured_noise`` apply: Noise2Noise with pairs, UNSURE with a covariance). Losses that need
+    the noise level (SURE, PURE, R2R, Noise2Score, ...) refuse it: estimate the level first, or choose one
+    of those losses.
+
+    Note the difference with ``noise: null`` in a config, which means *noiseless* measurements.
+
+    Args:
+        separable: whether the noise is independent between measurement entries.
+
+    Example:
+        >>> import torch
+        >>> noise = Unknown()
+        >>> noise
+        Unknown(separable=True)
+        >>> noise(torch.zeros(1, 1, 2, 2))
+        Traceback (most recent call last):
+        ...
+        ValueError: Unknown: the noise is unknown, so it cannot be simulated; give a noise model (e.g. data.true_noise) to simulate measurements
+    """
+
+    supports_complex = True
+
+    def __init__(self, separable: bool = True) -> None:
+        super().__init__()
+        if not isinstance(separable, bool):
+            raise ValueError(f"Unknown: separable must be true or false, got {separable!r}")
+        self.separable = separable
+
+    def _sample(self, z, generator):
+        raise ValueError(
+            "Unknown: the noise is unknown, so it cannot be simulated; give a noise model (e.g. data.true_noise) "
+            "to simulate measurements"
+        )
+
+    def _variance(self, z):
+        raise ValueError("Unknown: the noise is unknown, so it has no variance; estimate it or use a loss that does not need it")
+
+    def extra_repr(self) -> str:
+        return f"separable={self.separable}"
+
+
+NOISE_MODELS["unknown"] = Unknown
+
+
+def describe(noise: NoiseModel | None) -> dict | None:
+    """A noise model as a config section (``{"name": "gaussian", "sigma": 0.1}``): its registry name and its
+    parameters (per-sample ones by their first value); None for noiseless.
+
+    Example:
+        >>> describe(PoissonGaussian(0.1, 0.02)), describe(Unknown(separable=False))
+        ({'name': 'poisson_gaussian', 'gain': 0.1, 'sigma': 0.02}, {'name': 'unknown', 'separable': False})
+    """
+    if noise is None:
+        return None
+    name = next((k for k, c in NOISE_MODELS.items() if type(noise) is c), None)
+    if name is None:
+        return {"name": type(noise).__name__}
+    out: dict = {"name": name}
+    for p in noise._per_sample:
+        t = getattr(noise, p)
+        out[p] = float(t.reshape(-1)[0]) if t.numel() else None
+    if isinstance(noise, Unknown):
+        out["separable"] = noise.separable
+    return out

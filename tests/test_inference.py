@@ -319,9 +319,27 @@ _MEMORY_SCRIPT = textwrap.dedent(
     t0 = time.perf_counter()
     y = tiled_apply(fn, x, 512, 4)
     seconds = time.perf_counter() - t0
-    ok = bool(torch.equal(y[:, :, 1000:1100, 2000:2100], net(x[:, :, 990:1110, 1990:2110])[:, :, 10:110, 10:110]))
+    # tiles and the whole image sum the same products in different orders (the CPU's convolution kernels choose
+    # their blocking by input size), so equality holds up to float32 rounding: the classical forward-error
+    # bound |fl(W x) - W x| <= gamma_k |W| |x|, gamma_k = k u / (1 - k u), per layer (k = 9 in-channels x 3 x 3
+    # + bias terms), applied to the magnitudes of the network, |W2| relu-free(|W1| |x| + |b1|) + |b2|.
+    crop_x = x[:, :, 990:1110, 1990:2110]
+    ref = net(crop_x)[:, :, 10:110, 10:110]
+    absnet = nn.Sequential(*(nn.Conv2d(m.in_channels, m.out_channels, 3, padding=1) if isinstance(m, nn.Conv2d)
+                             else nn.Identity() for m in net))
+    with torch.no_grad():
+        for a, m in zip(absnet, net):
+            if isinstance(m, nn.Conv2d):
+                a.weight.copy_(m.weight.abs()); a.bias.copy_(m.bias.abs())
+        magnitude = absnet(crop_x.abs())[:, :, 10:110, 10:110]
+    u = torch.finfo(torch.float32).eps / 2
+    k = 9 * 4 + 1 + 9 * 1 + 1  # terms summed along the deepest path (both layers)
+    bound = 2 * k * u / (1 - k * u) * magnitude
+    err = (y[:, :, 1000:1100, 2000:2100] - ref).abs()
+    ok = bool((err <= bound).all())
+    worst = float((err / bound.clamp_min(1e-30)).max())
     print(json.dumps({"extra_mib": (hwm_kib() - base) / 1024, "seconds": seconds, "largest": max(largest),
-                      "calls": len(largest), "shape": list(y.shape), "ok": ok}))
+                      "calls": len(largest), "shape": list(y.shape), "ok": ok, "worst": worst}))
     """
 )
 

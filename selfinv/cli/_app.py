@@ -43,3 +43,15 @@ def _root(
 ) -> None:
     """Self-supervised image reconstruction: physics, losses, training."""
     STATE["debug"] = debug
+    _warnings_as_lines()
+
+
+def _warnings_as_lines() -> None:
+    """Python warnings (the library's cautions about the data) as one ``warning: ...`` line on stderr each."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = " ".join(str(message).split())
+        typer.echo(f"warning: {text}", err=True)
+
+    warnings.showwarning = show

@@ -22,6 +22,22 @@ def one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+def _device_error(exc: BaseException) -> str | None:
+    """torch's device failures (a device picked without the checks of ``pick_device``) in our words."""
+    text = str(exc)
+    if not isinstance(exc, (AssertionError, RuntimeError)):
+        return None
+    if "not compiled with CUDA" in text or "Torch not compiled with CUDA enabled" in text:
+        return "CUDA is not available on this machine (this torch is a CPU build); use --device cpu"
+    if "no NVIDIA driver" in text or ("CUDA driver" in text and "insufficient" in text):
+        return "CUDA is not available on this machine (no usable NVIDIA driver); use --device cpu"
+    if "invalid device ordinal" in text:
+        return "that CUDA device does not exist on this machine (see nvidia-smi); use --device cuda:0 or cpu"
+    if "MPS backend" in text and "not available" in text:
+        return "MPS is not available on this machine; use --device cpu"
+    return None
+
+
 def error_line(exc: BaseException) -> str:
     """The message shown for an exception: ours as they are, anything else prefixed by its type."""
     from pydantic import ValidationError
@@ -33,6 +49,9 @@ def error_line(exc: BaseException) -> str:
     if isinstance(exc, (ValueError, FileNotFoundError, FloatingPointError)):
         msg = one_line(exc) or type(exc).__name__
         return msg if not isinstance(exc, FileNotFoundError) or not exc.filename else f"{exc.filename}: no such file"
+    device = _device_error(exc)
+    if device is not None:
+        return device
     if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
         return "out of memory: use a smaller --tile, a smaller batch size or another device"
     if isinstance(exc, OSError):

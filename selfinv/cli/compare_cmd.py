@@ -92,6 +92,7 @@ def run_comparison(cfg, losses: list[str | Variant], out: Path, steps: int | Non
     evaluated on (``run["extra"][label]``)."""
     import torch
 
+    from selfinv.cli._device import check_device
     from selfinv.cli.runs import (
         clean_floats,
         count_network_evals,
@@ -104,7 +105,6 @@ def run_comparison(cfg, losses: list[str | Variant], out: Path, steps: int | Non
     )
     from selfinv.config import apply_overrides, parse_config
     from selfinv.experiment import Experiment, _absolute_paths, build_loss, build_model
-    from selfinv.training import pick_device
     from selfinv.training.figures import comparison_figure
 
     if not losses:
@@ -113,14 +113,15 @@ def run_comparison(cfg, losses: list[str | Variant], out: Path, steps: int | Non
     dupes = sorted({n for n in labels if labels.count(n) > 1})
     if dupes:
         raise ValueError(f"compare: {', '.join(dupes)} given twice")
+    device = check_device(cfg.training.device, "training.device")  # before any folder is made
     new_folder(out)
     cfg = _absolute_paths(cfg)
     cfg, base_data = _comparison_data(cfg)
     test_name, n_test = base_data[-1], len(base_data[-2])
-    device = pick_device(cfg.training.device)
     runs: list[dict[str, Any]] = []
     baseline: dict[str, Any] = {"psnr": None, "ssim": None}
     shown: dict[str, torch.Tensor] = {}
+    measurement = "measurement"
     for i, entry in enumerate(losses):
         name = entry.label if isinstance(entry, Variant) else entry
         run: dict[str, Any] = {"loss": name, "psnr": None, "ssim": None, "val_loss": None, "steps": None,
@@ -143,7 +144,8 @@ def run_comparison(cfg, losses: list[str | Variant], out: Path, steps: int | Non
             model = build_model(lcfg, img_shape[0], is_complex)
             loss = build_loss(lcfg, sampler, img_shape)
             exp = Experiment(lcfg, ds, train, val, img_shape, is_complex, norm, op, sampler, model, loss)
-            result = train_experiment(exp, out / "runs" / name, progress=progress, title=name, epoch_lines=False)
+            result = train_experiment(exp, out / "runs" / name, progress=progress, title=name, epoch_lines=False,
+                                      examples_from=test)
             ev = evaluate_dataset(model, loss, test, lcfg.data.data_range, device, lcfg.training.batch_size,
                                   seed=lcfg.seed, examples=examples)
             summary = ev.summary()
@@ -166,6 +168,7 @@ def run_comparison(cfg, losses: list[str | Variant], out: Path, steps: int | Non
             if ev.examples:
                 if not shown:
                     shown = {k: v for k, v in ev.examples.items() if k in ("truth", "measurement", "no learning")}
+                    measurement = ev.measurement_title
                     if shown["measurement"].shape == shown["no learning"].shape and torch.equal(shown["measurement"], shown["no learning"]):
                         del shown["no learning"]  # denoising: the baseline is y itself
                 shown[name] = ev.examples["reconstruction"]
@@ -180,6 +183,8 @@ def run_comparison(cfg, losses: list[str | Variant], out: Path, steps: int | Non
                 raise
             run["error"] = error_line(e)
             note(f"{name}: failed: {run['error']}")
+            if not Path(run["run_dir"]).exists():  # failed before its first checkpoint: nothing was kept
+                run["run_dir"] = None
         runs.append(run)
     results = clean_floats({
         "runs": runs,
@@ -193,19 +198,19 @@ def run_comparison(cfg, losses: list[str | Variant], out: Path, steps: int | Non
     write_text_new(out / "results.json", to_json(results) + "\n")
     write_text_new(out / "results.md", results_markdown(results))
     order = ["truth", "measurement", "no learning"] + [r["loss"] for r in runs]
-    comparison_figure(out / "comparison.png", runs, baseline, {k: shown[k] for k in order if k in shown},
-                      data_range=cfg.data.data_range)
+    panels = {(measurement if k == "measurement" else k): shown[k] for k in order if k in shown}
+    comparison_figure(out / "comparison.png", runs, baseline, panels, data_range=cfg.data.data_range,
+                      own_scale=(measurement,) if "Aᴴy" in measurement else ())
     return results
 
 
 def _comparison_data(cfg):
     """The resolved config and (dataset, template, img_shape, is_complex, normalization, sampler, train, val, test,
     test name) of a config."""
-    from selfinv.data import split
-    from selfinv.experiment import build_data, build_test_set
+    from selfinv.experiment import build_data, build_test_set, split_data
 
     ds, op, img_shape, is_complex, norm, sampler, cfg = build_data(cfg)
-    train, val = split(ds, cfg.data.val_fraction, seed=cfg.seed)
+    train, val = split_data(cfg, ds)
     test = build_test_set(cfg)
     test_name = "test split" if test is not None else "validation split"
     return cfg, (ds, op, img_shape, is_complex, norm, sampler, train, val, test if test is not None else val, test_name)
@@ -225,7 +230,7 @@ def results_markdown(results: dict[str, Any]) -> str:
         f"({results['test_set']['n_images']} images, data range {results['data_range']:g}). "
         f"Machine: {m['cpu']}, {m['threads']} threads, torch {m['torch']}, device {m['device']}.",
         "",
-        "| loss | PSNR (dB) | SSIM | val loss | steps | train s | step ms (median) | net evals/step (counted) | test ms/image |",
+        "| loss | PSNR (dB) | SSIM | its own val loss¹ | steps | train s | step ms (median) | net evals/step (counted) | test ms/image |",
         "|---|---|---|---|---|---|---|---|---|",
         f"| no learning | {_fmt(b.get('psnr'), '.2f')} | {_fmt(b.get('ssim'), '.3f')} | | | | | | |",
     ]
@@ -240,7 +245,9 @@ def results_markdown(results: dict[str, Any]) -> str:
             f"{r['steps']} | {_fmt(r['train_seconds'], '.1f')} | {_fmt(step_ms, '.1f')} | "
             f"{r['network_evals_per_step']} ({_fmt(r['network_evals_counted'], 'd')}) | {_fmt(test_ms, '.1f')} |"
         )
-    lines += ["", "![comparison](comparison.png)", ""]
+    lines += ["", "¹ Each run's own training loss on the validation set: the losses measure different things on "
+              "different scales, so this column follows one run, it does not rank the rows (PSNR and SSIM do).",
+              "", "![comparison](comparison.png)", ""]
     return "\n".join(lines)
 
 
@@ -297,12 +304,14 @@ def compare(
     version: VersionOption = False,
 ) -> None:
     """Train each loss with the same model, data, budget and seed; write results.json, results.md, comparison.png."""
+    from selfinv.cli._device import check_device
     from selfinv.config import load_config
 
     overrides = list(set_ or []) + ([f"training.device={device}"] if device else [])
     cfg = load_config(config, overrides)
     if not losses.strip() and not variant:
         fail("compare: give --losses and/or --variant")
+    check_device(cfg.training.device, "--device" if device else "training.device")
     names: list[str | Variant] = [*(_loss_list(losses, cfg) if losses.strip() else []), *map(Variant.parse, variant or [])]
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         fail(f"{out}: the output folder exists and is not empty; choose another (nothing is overwritten)")
@@ -385,6 +394,9 @@ def demo(
         fail(f"--loss {loss!r} is not one of {', '.join(LOSSES)}")
     if loss == "supervised":
         fail("--loss supervised is the reference the demo already trains; choose a self-supervised loss")
+    from selfinv.cli._device import check_device
+
+    check_device(device)
     folder = _demo_folder(out)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         fail(f"{folder}: the report folder exists and is not empty; choose another with --out")

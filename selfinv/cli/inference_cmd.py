@@ -1,4 +1,12 @@
-"""``reconstruct`` and ``evaluate``: a trained model, rebuilt from its checkpoint alone, applied to new data."""
+"""``reconstruct`` and ``evaluate``: a trained model, rebuilt from its checkpoint alone, applied to new data.
+
+``reconstruct`` writes every result in its input's kind: the same shape, dtype and units, DICOM as DICOM
+(the input's header, a new series), TIFF with its tags; formats that cannot be written become ``.npy``
+(``.png`` for JPEG). Inputs may name an array inside a file (``scan.mat:CtDataLimited.sinogram``). An input
+whose normalised values fall far outside the training data's (the statistics stored in the checkpoint) gets
+one ``warning:``/``note:`` line (:mod:`selfinv.data.stats`). A failed call leaves no output folder behind
+that it created.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +20,10 @@ from selfinv.cli._app import VersionOption, app
 from selfinv.cli._errors import fail, guarded, note
 
 #: output extension for input formats write_image cannot write
-_OUT_EXT = {".jpg": ".png", ".jpeg": ".png", ".dcm": ".tif", ".dicom": ".tif", ".ima": ".tif", ".h5": ".npy",
-            ".hdf5": ".npy", ".npz": ".npy", ".cfl": ".npy", ".hdr": ".npy"}
+_OUT_EXT = {".jpg": ".png", ".jpeg": ".png", ".ima": ".dcm", ".h5": ".npy", ".hdf5": ".npy", ".npz": ".npy",
+            ".mat": ".npy", ".cfl": ".npy", ".hdr": ".npy"}
+#: overlap of neighbouring tiles when --overlap is not given (at most half the tile)
+DEFAULT_OVERLAP = 32
 #: images with more pixels than this are tiled by default (local operators)
 AUTO_TILE_PIXELS = 1024 * 1024
 AUTO_TILE = 512
@@ -117,13 +127,43 @@ def _reconstruct_one(restored, estimator, y, op, tile: int | None, overlap: int,
         return tiled_apply(fn, packed, tile, overlap, device=dev, progress=progress, align=align).cpu()
 
 
+class _OutputFolder:
+    """The output folder, created on the first write; on failure removed again if this call created it and it
+    is still empty (with the parents it created)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.created: list[Path] = []  # outermost first
+
+    def ensure(self) -> Path:
+        if not self.path.is_dir():
+            missing, q = [], self.path
+            while not q.exists() and q != q.parent:
+                missing.append(q)
+                q = q.parent
+            self.path.mkdir(parents=True, exist_ok=True)
+            self.created = list(reversed(missing))
+        return self.path
+
+    def clean_up(self) -> None:
+        for folder in reversed(self.created):  # innermost first; stop at the first that is not empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        self.created = []
+
+
 def _input_normalization(restored, info):
-    """Integer files: their data range (8-bit → /255); float files: the training data's normalisation.
-    Measurements other than denoising get a scale only (an offset breaks y = A x)."""
+    """The normalisation of an input file, as ``data.normalization`` chose it in training: 8-bit files / 255, any
+    other file in the model's units (its training data's normalisation, e.g. a robust scale of 16-bit counts).
+    Runs trained with ``range`` (and older checkpoints) map every integer file by its own data range (16-bit
+    / 65535). Measurements other than denoising get a scale only (an offset breaks y = A x)."""
     from selfinv.data import Normalization
 
     measurements = restored.cfg.physics.name != "denoising"
-    if info.bit_depth is not None:
+    by_range = restored.data_info.get("normalization_mode", "range") == "range" or info.bit_depth == 8
+    if info.bit_depth is not None and by_range:
         return Normalization.from_info(info, measurements=measurements)
     norm = restored.normalization
     return Normalization(norm.scale) if measurements else norm
@@ -141,7 +181,8 @@ def reconstruct(
     param: Annotated[list[str] | None, typer.Option("--param", help="Another operator parameter from a file: NAME=FILE, e.g. kernel=psf.tif.")] = None,
     tile: Annotated[int | None, typer.Option("--tile", help=f"Tile side for large images of local operators (denoising, inpainting, "
                              f"demosaicing); 0: never tile (default: {AUTO_TILE} above {AUTO_TILE_PIXELS // 1024 // 1024} Mpixel).")] = None,
-    overlap: Annotated[int, typer.Option("--overlap", help="Overlap of neighbouring tiles in pixels.")] = 32,
+    overlap: Annotated[int | None, typer.Option("--overlap", help="Overlap of neighbouring tiles in pixels, smaller than "
+                                f"--tile (default: {DEFAULT_OVERLAP}, at most half the tile).")] = None,
     device: Annotated[str | None, typer.Option("--device", help="cpu, cuda, mps (default: the best available).")] = None,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bars (default: when stderr is a terminal).")] = None,
     version: VersionOption = False,
@@ -149,27 +190,34 @@ def reconstruct(
     """Reconstruct measurements with a trained model; outputs keep the input's shape, dtype and units."""
     import sys
 
-    import numpy as np
-    import torch
-    from tqdm.auto import tqdm
-
-    from selfinv.cli.runs import restore
-    from selfinv.data import read_image, write_image
-    from selfinv.experiment import load_tensor, measurement_set
+    from selfinv.cli._device import check_device
+    from selfinv.data.readers import _check_path, split_key
 
     show = sys.stderr.isatty() if progress is None else progress
     if tile is not None and tile < 0:
         fail("--tile must be >= 0")
-    if overlap < 0:
+    if overlap is not None and overlap < 0:
         fail("--overlap must be >= 0")
-    for p in inputs:
-        if not p.exists():
-            fail(f"{p}: no such file")
+    if tile and overlap is not None and tile <= overlap:
+        fail(f"--tile {tile} must be larger than --overlap {overlap} (neighbouring tiles share --overlap pixels); "
+             "use a larger --tile or a smaller --overlap")
+    if overlap is None:
+        overlap = min(DEFAULT_OVERLAP, tile // 2) if tile else DEFAULT_OVERLAP
+    check_device(device)
+    if output.exists() and not output.is_dir():
+        fail(f"{output}: exists and is not a folder; give an output folder")
     # plan every output first: nothing is written over an input or over an existing file
     plan, seen = [], {}
-    resolved_inputs = {p.resolve() for p in inputs}
-    for p in inputs:
-        is_set = _is_measurement_set(p)
+    sources = []
+    for spec in inputs:
+        p, key = split_key(spec)
+        if not p.exists():
+            fail(f"{spec}: no such file")
+        _check_path(p)  # a folder, an unknown extension: one line now, before the model is loaded
+        sources.append((p, key))
+    resolved_inputs = {p.resolve() for p, _ in sources}
+    for p, key in sources:
+        is_set = key is None and _is_measurement_set(p)
         ext = ".npy" if is_set else _OUT_EXT.get(p.suffix.lower(), p.suffix.lower())
         out = output / (p.stem + ext)
         if out.resolve() in resolved_inputs:
@@ -179,7 +227,33 @@ def reconstruct(
         if out in seen:
             fail(f"{p.name} and {seen[out].name} would both be written to {out}")
         seen[out] = p
-        plan.append((p, out, is_set))
+        plan.append((p, key, out, is_set))
+    folder = _OutputFolder(output)
+    try:
+        _reconstruct_all(checkpoint, plan, folder, mask, param, tile, overlap, device, show)
+    except BaseException:
+        folder.clean_up()
+        raise
+
+
+def _reconstruct_all(checkpoint: Path, plan: list, folder: _OutputFolder, mask: Path | None, param: list[str] | None,
+                     tile: int | None, overlap: int, device: str | None, show: bool) -> None:
+    """The work of ``reconstruct`` once its arguments are checked and every output is planned."""
+    import numpy as np
+    import torch
+    from tqdm.auto import tqdm
+
+    from selfinv.cli.runs import restore
+    from selfinv.data import read_image, write_image
+    from selfinv.data.stats import domain_warning, input_statistics
+    from selfinv.experiment import load_tensor, measurement_set
+
+    def check_domain(values, name: str) -> str | None:
+        """The line to print once the input is reconstructed (a failing input gets its error alone)."""
+        if restored.data_stats is None:
+            return None
+        return domain_warning(restored.data_stats, input_statistics(values), name)
+
     restored = restore(checkpoint, device)
     params = {}
     if mask is not None:
@@ -191,25 +265,31 @@ def reconstruct(
         params[k.strip()] = load_tensor(v, f"--param {k.strip()}")
     estimator = restored.estimator()
     torch.manual_seed(restored.cfg.seed)  # averaged estimators (R2R) draw from the global generator
-    output.mkdir(parents=True, exist_ok=True)
-    for p, out, is_set in tqdm(plan, desc="reconstruct", unit="file", disable=not show or len(plan) < 2):
+    for p, key, out, is_set in tqdm(plan, desc="reconstruct", unit="file", disable=not show or len(plan) < 2):
         if is_set:
-            ds, _, _, _ = measurement_set(restored.cfg, p, img_shape=restored.img_shape)
+            ds, _, _, _ = measurement_set(restored.cfg, p, img_shape=restored.img_shape,
+                                          normalization=restored.normalization)
+            domain = check_domain(ds.y, p.name)
             xs = []
             for i in tqdm(range(len(ds)), desc=p.name, unit="image", disable=not show, leave=False):
                 s = ds[i]
                 op = ds.make_physics({k: v[None] for k, v in s.params.items()})
                 xs.append(_reconstruct_one(restored, estimator, s.y[None], op, 0, overlap, False, p.name)[0])
             x = ds.normalization.denormalize(torch.stack(xs))
+            if domain:
+                note(domain)
+            folder.ensure()
             write_image(out, x.numpy())
             note(f"{p.name}: {len(ds)} reconstructions -> {out}")
             continue
-        arr, info = read_image(p, return_info=True)
+        arr, info = read_image(p, key=key, return_info=True)
         norm = _input_normalization(restored, info)
+        name = p.name if key is None else f"{p.name}:{key}"
+        domain = check_domain(norm.normalize(arr), name)
         slices = list(arr) if arr.ndim == 4 else [arr]
         outs = []
         for d, a in enumerate(slices):
-            where = p.name if len(slices) == 1 else f"{p.name}[{d}]"
+            where = name if len(slices) == 1 else f"{name}[{d}]"
             y = torch.from_numpy(np.ascontiguousarray(norm.normalize(a)))[None]
             op = _input_physics(restored, y, params, where)
             x_hat = _reconstruct_one(restored, estimator, y, op, tile, overlap, show, where)[0]
@@ -217,8 +297,11 @@ def reconstruct(
         result = np.stack(outs) if arr.ndim == 4 else outs[0]
         if np.iscomplexobj(result) and not np.iscomplexobj(arr):
             result = np.abs(result)
+        if domain:
+            note(domain)
+        folder.ensure()
         write_image(out, result, like=info)
-        note(f"{p.name} -> {out}")
+        note(f"{name} -> {out}")
 
 
 @app.command()
@@ -240,19 +323,18 @@ def evaluate(
 
     from selfinv.cli.runs import clean_floats, evaluate_dataset, restore, to_json, write_text_new
     from selfinv.config import load_config
-    from selfinv.data import split
-    from selfinv.experiment import build_data, build_test_set, measurement_set
+    from selfinv.experiment import build_data, build_test_set, measurement_set, split_data
 
     if output is not None and output.exists():
         fail(f"{output}: already exists (nothing is overwritten)")
     restored = restore(checkpoint, device)
     if data.suffix.lower() in (".yaml", ".yml"):
         cfg = load_config(data, set_ or [])
-        ds = build_test_set(cfg)
+        ds = build_test_set(cfg, normalization=restored.normalization)  # in the model's units
         source = f"{data.name} (test split)"
         if ds is None:
             full, *_ , cfg = build_data(cfg)
-            ds = split(full, cfg.data.val_fraction, seed=cfg.seed)[1]
+            ds = split_data(cfg, full)[1]
             source = f"{data.name} (validation split: the config has no data.test_path)"
             note(f"note: {source}")
         data_range = cfg.data.data_range
@@ -261,7 +343,7 @@ def evaluate(
             fail("--set applies to a config given as DATA")
         if not data.exists():
             fail(f"{data}: no such file or folder")
-        ds = measurement_set(restored.cfg, data, img_shape=restored.img_shape)[0]
+        ds = measurement_set(restored.cfg, data, img_shape=restored.img_shape, normalization=restored.normalization)[0]
         source = data.name
         data_range = restored.cfg.data.data_range
     show = sys.stderr.isatty() if progress is None else progress

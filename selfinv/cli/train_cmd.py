@@ -60,6 +60,27 @@ def config_init(
     note(f"wrote {output}; train it with: selfinv train {output}")
 
 
+@config_app.command("reference")
+@guarded
+def config_reference_cmd(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here (refused if it exists); default: stdout.")] = None,
+    version: VersionOption = False,
+) -> None:
+    """Print the reference of every config key, generated from the schema (docs/config.md)."""
+    from selfinv.cli.runs import write_text_new
+    from selfinv.config_reference import config_reference
+
+    text = config_reference()
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        write_text_new(output, text)
+    except FileExistsError:
+        fail(f"{output}: already exists; choose another file (nothing is overwritten)")
+    note(f"wrote {output}")
+
+
 @app.command()
 @guarded
 def train(
@@ -72,21 +93,33 @@ def train(
     version: VersionOption = False,
 ) -> None:
     """Train a network from a config; writes checkpoints, metrics, figures and report.md into the run folder."""
-    from selfinv.cli.runs import train_experiment
+    import shlex
+
+    from selfinv.cli._device import check_device
+    from selfinv.cli._errors import debug
+    from selfinv.cli.runs import Interrupted, check_run_folder, train_experiment
     from selfinv.config import load_config
-    from selfinv.experiment import build_experiment
+    from selfinv.experiment import build_experiment, fit_config
 
     overrides = list(set_ or [])
     if device is not None:
         overrides.append(f"training.device={device}")
     cfg = load_config(config, overrides)
     folder = run_dir or (Path(cfg.training.run_dir) if cfg.training.run_dir else Path("runs") / config.stem)
-    if not resume and folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        fail(f"{folder}: the run folder exists; pass --resume to continue it, or choose another run folder "
-             "(--run-dir or training.run_dir)")
+    # everything that can be checked is checked before the run folder is created
+    fit_config(cfg)
+    check_device(cfg.training.device, "--device" if device is not None else "training.device")
+    check_run_folder(folder, resume)
     cfg = load_config(config, [*overrides, f"training.run_dir={json.dumps(str(folder))}"])
     exp = build_experiment(cfg)
-    result = train_experiment(exp, folder, resume=resume, progress=progress, log=note)
+    try:
+        result = train_experiment(exp, folder, resume=resume, progress=progress, log=note)
+    except Interrupted as e:
+        if debug():
+            raise
+        again = ["selfinv", "train", str(config), *(a for o in set_ or [] for a in ("--set", o)),
+                 *(["--device", device] if device is not None else []), *(["--run-dir", str(run_dir)] if run_dir else [])]
+        fail(e.line(shlex.join(again)), code=130)
     last = result.last
     typer.echo(f"run: {folder} ({result.state.step} steps, {result.seconds:.1f} s)")
     parts = [f"{k} {last[k]:.4g}" for k in ("train_loss", "val_loss") if k in last]

@@ -16,6 +16,7 @@ Nothing here needs data outside the package: the embedded photographs ship with 
 
 from selfinv.data.datasets import MeasurementDataset, PhysicsDataset, SimulatedDataset, Subset, split
 from selfinv.data.embedded import NAMES, TEST_NAMES, TRAIN_NAMES, embedded_images, embedded_names, phantom
+from selfinv.data.matlab import read_mat_struct
 from selfinv.data.normalization import Normalization
 from selfinv.data.patches import (
     RandomPatches,
@@ -30,6 +31,7 @@ from selfinv.data.patches import (
 from selfinv.data.physics_params import per_sample_buffers, per_sample_params, with_params
 from selfinv.data.readers import IMAGE_EXTENSIONS, ImageInfo, list_images, read_fastmri, read_image, write_image
 from selfinv.data.samples import Batch, Sample, collate
+from selfinv.data.stats import domain_warning, input_statistics
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -49,9 +51,11 @@ __all__ = [
     "collate",
     "crop",
     "crop_alignment",
+    "domain_warning",
     "embedded_images",
     "embedded_names",
     "extract_tiles",
+    "input_statistics",
     "list_images",
     "merge_tiles",
     "per_sample_buffers",
@@ -60,6 +64,7 @@ __all__ = [
     "random_positions",
     "read_fastmri",
     "read_image",
+    "read_mat_struct",
     "split",
     "tile_positions",
     "with_params",

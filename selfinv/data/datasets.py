@@ -71,6 +71,7 @@ from selfinv.data.physics_params import per_sample_buffers, per_sample_params, w
 from selfinv.data.readers import ImageInfo, list_images, read_image
 from selfinv.data.samples import Sample
 from selfinv.noise import NoiseModel
+from selfinv.noise import describe as describe_noise
 from selfinv.physics.base import LinearOperator
 
 __all__ = ["MeasurementDataset", "PhysicsDataset", "SimulatedDataset", "Subset", "split"]
@@ -248,9 +249,12 @@ class PhysicsDataset(Dataset):
         if self.y2 is not None:
             arrays["y2"] = self.y2
         arrays.update(self.params)
+        for name, t in per_sample_buffers(self.physics_template).items():  # shared parameters (1, ...) too
+            if name not in arrays and not name.startswith("noise.") and t.ndim > 0 and t.shape[0] == 1:
+                arrays[name] = t
         meta = {
             "operator": _operator_name(self.physics_template),
-            "noise": _describe_noise(self.physics_template.noise),
+            "noise": describe_noise(self.physics_template.noise),
             "normalization": self.normalization.to_dict(),
             "names": list(self.names),
         }
@@ -505,7 +509,7 @@ class MeasurementDataset(PhysicsDataset):
         params = {k: v for k, v in tensors.items() if k not in _RESERVED}
         if noise is None and meta.get("noise"):
             noise = _build_noise(meta["noise"], path)
-        phys = _build_physics(physics, params, noise, meta, path)
+        phys = _build_physics(physics, params, noise, meta, path, y=tensors["y"])
         stored = meta.get("normalization")
         if stored is not None and normalization is not None:
             raise ValueError(f"{path.name}: the data are already normalised ({stored}); do not pass normalization=")
@@ -584,7 +588,9 @@ class MeasurementDataset(PhysicsDataset):
         if noise is None and meta.get("noise"):
             noise = _build_noise(meta["noise"], folder)
         params = {k: v for k, v in tensors.items() if k not in _RESERVED}
-        phys = _build_physics(physics, params, noise, meta, folder)
+        shapes = {a.shape for a in y_list}
+        y_all = torch.from_numpy(np.stack(y_list)) if len(shapes) == 1 else None
+        phys = _build_physics(physics, params, noise, meta, folder, y=y_all)
         return cls(
             [torch.from_numpy(a) for a in y_list],
             phys,
@@ -605,21 +611,6 @@ def _operator_name(op: LinearOperator) -> str:
     return type(op).__name__
 
 
-def _describe_noise(noise: NoiseModel | None) -> dict[str, Any] | None:
-    if noise is None:
-        return None
-    from selfinv.noise import NOISE_MODELS
-
-    name = next((k for k, c in NOISE_MODELS.items() if type(noise) is c), None)
-    if name is None:
-        return {"name": type(noise).__name__}
-    desc: dict[str, Any] = {"name": name}
-    for p in noise._per_sample:
-        t = getattr(noise, p)
-        desc[p] = float(t.reshape(-1)[0])  # per-sample values are stored as arrays (noise.<p>) as well
-    return desc
-
-
 def _build_noise(desc: dict[str, Any], path: Path) -> NoiseModel:
     from selfinv.noise import NOISE_MODELS
 
@@ -629,8 +620,9 @@ def _build_noise(desc: dict[str, Any], path: Path) -> NoiseModel:
     return cls(**{k: v for k, v in desc.items() if k != "name"})
 
 
-def _build_physics(physics, params: dict[str, torch.Tensor], noise: NoiseModel | None, meta: dict, path: Path) -> LinearOperator:
-    from selfinv.physics import OPERATORS
+def _build_physics(physics, params: dict[str, torch.Tensor], noise: NoiseModel | None, meta: dict, path: Path,
+                   y: torch.Tensor | None = None) -> LinearOperator:
+    from selfinv.data.sources import physics_from
     from selfinv.physics.denoising import Denoising
 
     if physics is None:
@@ -639,20 +631,14 @@ def _build_physics(physics, params: dict[str, torch.Tensor], noise: NoiseModel |
             if params:
                 raise ValueError(f"{path.name}: holds operator parameters {sorted(params)} but no operator name; pass physics=")
             return Denoising(noise=noise)
-        if name not in OPERATORS:
-            raise ValueError(f"{path.name}: operator {name!r} is not a registered name; pass physics= (an operator to fill in)")
         physics = name
     if isinstance(physics, LinearOperator):
         op = physics.with_noise(noise) if noise is not None else physics
         return with_params(op, params)
-    if isinstance(physics, str):
-        if physics not in OPERATORS:
-            raise ValueError(f"{path.name}: unknown operator {physics!r}; known: {', '.join(OPERATORS)}")
-        physics = OPERATORS[physics]
     kwargs = {k: v for k, v in params.items() if "." not in k}
     nested = {k: v for k, v in params.items() if "." in k}
     try:
-        op = physics(**kwargs, noise=noise)
+        op = physics_from(physics, kwargs, noise, y, path.name)
     except TypeError as e:
         raise ValueError(f"{path.name}: cannot build the operator from the parameters {sorted(kwargs)} ({e}); pass physics=") from e
     return with_params(op, nested)

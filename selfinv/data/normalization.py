@@ -87,6 +87,45 @@ class Normalization:
         return cls.from_range(low, high)
 
     @classmethod
+    def robust(cls, values, percentile: float = 99.5, offset: bool = False, max_values: int = 4_000_000) -> Normalization:
+        r"""A scale from the data themselves, robust to outliers: the ``percentile``-th percentile of
+        :math:`|v|` becomes 1 (a hot pixel or a k-space centre spike does not set it, as the maximum would).
+
+        With ``offset=True`` (ground-truth images, normalised before measurements are simulated) and values
+        below 0, the range from the ``100 - percentile``-th to the ``percentile``-th percentile is mapped to
+        [0, 1] instead (CT in Hounsfield units: air at about 0). Complex data use their magnitude. At most
+        ``max_values`` evenly spaced values are read (deterministic). All-zero data give the identity.
+
+        Example:
+            >>> import torch
+            >>> v = torch.cat([torch.linspace(0, 3000, 1000), torch.tensor([1e6])])   # one hot pixel
+            >>> round(Normalization.robust(v).scale)
+            2988
+            >>> n = Normalization.robust(torch.linspace(-1024, 2000, 1001), offset=True)
+            >>> round(n.scale), round(n.offset)
+            (2994, -1009)
+        """
+        import torch
+
+        t = values if isinstance(values, torch.Tensor) else torch.as_tensor(values)
+        t = t.detach().reshape(-1)
+        t = t.abs() if t.is_complex() else t
+        t = t.to(torch.float64)
+        if t.numel() > max_values:
+            t = t[:: math.ceil(t.numel() / max_values)]
+        if t.numel() == 0 or not bool(torch.isfinite(t).all()):
+            raise ValueError("Normalization.robust: the data are empty or hold NaN/Inf values")
+        q = float(percentile) / 100.0
+        if offset and float(t.min()) < 0:
+            lo, hi = (float(v) for v in torch.quantile(t, torch.tensor([1.0 - q, q], dtype=torch.float64)))
+            if hi > lo:
+                return cls(scale=hi - lo, offset=lo)
+        high = float(torch.quantile(t.abs(), q))
+        if not high > 0:
+            high = float(t.abs().max())
+        return cls(scale=high) if high > 0 else cls.identity()
+
+    @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Normalization:
         """Inverse of :meth:`to_dict`."""
         try:

@@ -1,4 +1,4 @@
-r"""Read and write images, stacks and raw measurements with one axis convention and clear errors.
+r"""Read images, stacks and raw measurements with one axis convention and clear errors.
 
 Axis convention
     :func:`read_image` returns a ``float32`` (real data) or ``complex64`` (complex data) array of shape
@@ -14,31 +14,49 @@ format               reader and axes
                      S/C (samples, channels)→C, any other axis (pages Q/I, Z, T, ...)→D.
                      Several series of one shape (pages written one by one) are stacked
                      along D; otherwise (pyramids, thumbnails) the first series is read.
+                     Resolution, resolution unit, ImageDescription and the axes letters are
+                     kept in ``info.tags`` and written back by ``write_image(like=info)``.
 ``.npy .npz``        numpy (``allow_pickle=False``). By dimension: HW, CHW, DCHW (override
                      with ``axes=``); ``.npz``: the only array, or ``key=``.
 ``.h5 .hdf5``        h5py. ``key=`` names the dataset; without it, the only dataset, or the
                      reconstruction of a fastMRI file (see :func:`read_fastmri`). Axes from a
                      dataset attribute ``axes`` if present, else as for ``.npy`` (fastMRI
-                     arrays are stacks of slices: DHW / DCHW).
+                     arrays are stacks of slices: DHW / DCHW; multi-coil ``kspace``: C = coils).
+``.mat``             MATLAB v4-v7 (scipy) and v7.3 (HDF5, h5py), both in MATLAB's layout
+                     (v7.3 arrays, stored transposed, are transposed back; see
+                     :mod:`~selfinv.data.matlab`). ``key=`` names the variable, struct fields
+                     dotted (``CtDataLimited.sinogram``); without it, the only numeric array
+                     with two dimensions > 1. Axes: HW; 3-D HWC (MATLAB's images, H×W×3, and
+                     coil stacks); 4-D HWCD; override with ``axes=`` (``"WH"`` transposes a
+                     MATLAB angles × detectors sinogram to selfinv's detectors × angles).
+                     Struct fields as a dict: :func:`~selfinv.data.matlab.read_mat_struct`.
 ``.dcm .dicom .ima`` pydicom; RescaleSlope/RescaleIntercept applied (also the enhanced
                      multi-frame functional groups), so CT comes out in Hounsfield units.
-                     Frames → D, samples per pixel → C.
+                     Frames → D, samples per pixel → C. ``info.source`` is the file, whose
+                     header ``write_image(out.dcm, x, like=info)`` copies.
 ``.cfl`` / ``.hdr``  BART: raw complex64 in Fortran order, dims in the ``.hdr``. BART dims 0-2
                      (read, phase 1, phase 2) give H, W (the first two that are > 1) and D (a
-                     third spatial dim), dims 3-4 (coils, ESPIRiT maps) give C, dims ≥ 5 join D.
+                     third spatial dim), dims 3-4 (coils, ESPIRiT maps) give C
+                     (``info.channel_axis == "coil"``), dims ≥ 5 join D.
 ==================== ============================================================================
 
+A key can also be written into the path: ``read_image("scan.h5:kspace")``, ``"set.npz:y"``,
+``"ct.mat:CtDataLimited.sinogram"``. The path is split at its last ``:`` only when the part before it
+is an existing file with one of these extensions (a file whose name holds a colon reads as it is).
+
 ``axes=`` (a string over D, C, H, W such as ``"HWC"`` or ``"DHW"``) overrides the layout of the
-array formats (TIFF, NPY/NPZ, HDF5).
+array formats (TIFF, NPY/NPZ, HDF5, MAT).
 
 Values are the file's values, converted to float: an 8-bit PNG gives 0..255, a CT DICOM Hounsfield
-units. :class:`ImageInfo` (``read_image(path, return_info=True)``) records the stored dtype, the bit
-depth and the data range, from which :class:`~selfinv.data.normalization.Normalization` maps the data
-to [0, 1] and :func:`write_image` (``like=info``) writes results back in the same dtype.
+units. :class:`~selfinv.data.image_info.ImageInfo` (``read_image(path, return_info=True)``) records
+the stored dtype, the bit depth, the data range, what C means (``channel_axis``), TIFF tags and the
+DICOM source, from which :class:`~selfinv.data.normalization.Normalization` maps the data to [0, 1]
+and :func:`~selfinv.data.writers.write_image` (``like=info``) writes results back in kind.
 
-Every failure is one ``ValueError`` whose message starts with the file name: a missing file, an
-unknown extension, a corrupt or truncated file (the library's exception is chained), an empty array
-or NaN/Inf values. Finiteness is checked here, at load time, and not again in training loops.
+Every failure is one ``ValueError`` whose message starts with the file name: a missing file, a folder
+where a file is expected, an unknown extension, a corrupt or truncated file (the library's exception
+is chained; library log messages are silenced), an empty array or NaN/Inf values. Finiteness is
+checked here, at load time, and not again in training loops.
 
 Example:
     >>> import numpy as np, pathlib, shutil, tempfile
@@ -52,19 +70,32 @@ Example:
     Traceback (most recent call last):
     ...
     ValueError: a.png: already exists; pass overwrite=True to replace it
+    >>> np.savez(folder / "set.npz", y=np.zeros((2, 5, 6)), mask=np.ones((5, 6)))
+    >>> read_image(f"{folder}/set.npz:y").shape
+    (2, 5, 6)
     >>> shutil.rmtree(folder)
 """
 
 from __future__ import annotations
 
-import io
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from selfinv.data._io import (
+    PathLike,
+    _as_float,
+    _check_values,
+    _default_axes,
+    _fail,
+    _guard,
+    _tiff_axes,
+    _to_dchw,
+)
+from selfinv.data.image_info import ImageInfo, _info_from_array
+from selfinv.data.writers import write_image
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -72,142 +103,9 @@ __all__ = [
     "list_images",
     "read_fastmri",
     "read_image",
+    "split_key",
     "write_image",
 ]
-
-PathLike = str | os.PathLike
-
-
-# ---------------------------------------------------------------------- ImageInfo
-@dataclass(frozen=True)
-class ImageInfo:
-    """What a file stored, so that results can be written back in kind.
-
-    Attributes:
-        dtype: numpy dtype name of the stored values (``"uint8"``, ``"uint16"``, ``"int16"``,
-            ``"float32"``, ``"complex64"``...). For DICOM, the dtype that holds the rescaled values:
-            the smallest of (stored type, int16, int32) that holds them when slope and intercept are
-            integers, else ``"float32"``.
-        bit_depth: bits per integer sample (8, 16; DICOM BitsStored, e.g. 12), ``None`` for floats.
-        data_range: ``(low, high)``: for integer samples, the range the bit depth can represent
-            (after the DICOM rescale: a 12-bit MR gives (0, 4095); CT gives a wide Hounsfield range,
-            so choose a window such as ``Normalization.from_range(-1024, 3071)`` yourself); for
-            floats, the observed (min, max); for complex data, (0, max |z|).
-    """
-
-    dtype: str
-    bit_depth: int | None
-    data_range: tuple[float, float]
-
-    @classmethod
-    def for_dtype(cls, dtype: str | np.dtype, bit_depth: int | None = None) -> ImageInfo:
-        """The info of an empty ``dtype`` container, e.g. ``ImageInfo.for_dtype("uint8")`` to write 8-bit files.
-
-        Example:
-            >>> ImageInfo.for_dtype("uint16", bit_depth=12)
-            ImageInfo(dtype='uint16', bit_depth=12, data_range=(0.0, 4095.0))
-        """
-        dt = np.dtype(dtype)
-        if dt.kind in "iu":
-            bits = int(bit_depth) if bit_depth is not None else 8 * dt.itemsize
-            return cls(dt.name, bits, _int_range(dt, bits))
-        if dt.kind == "b":
-            return cls("uint8", 1, (0.0, 1.0))
-        if dt.kind in "fc":
-            return cls(dt.name, None, (0.0, 1.0))
-        raise ValueError(f"ImageInfo: unsupported dtype {dt}")
-
-    @property
-    def is_integer(self) -> bool:
-        """Whether the values are written back as integers."""
-        return np.dtype(self.dtype).kind in "iu"
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (to store beside a model)."""
-        return {"dtype": self.dtype, "bit_depth": self.bit_depth, "data_range": list(self.data_range)}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ImageInfo:
-        """Inverse of :meth:`to_dict`."""
-        lo, hi = d["data_range"]
-        return cls(str(d["dtype"]), None if d.get("bit_depth") is None else int(d["bit_depth"]), (float(lo), float(hi)))
-
-
-def _int_range(dtype: np.dtype, bits: int) -> tuple[float, float]:
-    if dtype.kind == "u":
-        return 0.0, float(2**bits - 1)
-    return float(-(2 ** (bits - 1))), float(2 ** (bits - 1) - 1)
-
-
-def _info_from_array(raw: np.ndarray, bits: int | None = None) -> ImageInfo:
-    """ImageInfo of a raw array; floats get their observed range."""
-    if raw.dtype.kind in "iub":
-        return ImageInfo.for_dtype(raw.dtype, bits if raw.dtype.kind != "b" else None)
-    if raw.dtype.kind == "c":
-        return ImageInfo(raw.dtype.name, None, (0.0, float(np.abs(raw).max())))
-    return ImageInfo(raw.dtype.name, None, (float(raw.min()), float(raw.max())))
-
-
-# ---------------------------------------------------------------------- errors and helpers
-def _fail(path: Path, message: str) -> ValueError:
-    return ValueError(f"{path.name}: {message}")
-
-
-def _short(e: BaseException, limit: int = 200) -> str:
-    text = " ".join(str(e).split())
-    return f"{type(e).__name__}: {text[:limit]}{'...' if len(text) > limit else ''}"
-
-
-def _check_values(path: Path, a: np.ndarray) -> None:
-    if a.size == 0:
-        raise _fail(path, f"the array is empty (shape {a.shape})")
-    if a.dtype.kind in "fc":
-        finite = np.isfinite(a)
-        if not finite.all():
-            n_nan = int(np.isnan(a).sum())
-            n_inf = int((~finite).sum()) - n_nan
-            raise _fail(path, f"contains {n_nan} NaN and {n_inf} Inf values (of {a.size}); fix or mask them before training")
-
-
-def _as_float(a: np.ndarray) -> np.ndarray:
-    if a.dtype.kind == "c":
-        return np.ascontiguousarray(a, dtype=np.complex64)
-    return np.ascontiguousarray(a, dtype=np.float32)
-
-
-def _guard(path: Path, what: str, fn: Callable[[], Any], action: str = "read") -> Any:
-    """Run a library call; any exception becomes one ValueError naming the file (our own pass through)."""
-    hint = "; the file may be corrupt or truncated" if action == "read" else ""
-    try:
-        return fn()
-    except ValueError as e:
-        if str(e).startswith(f"{path.name}:"):
-            raise
-        raise _fail(path, f"cannot {action} {what} ({_short(e)}){hint}") from e
-    except Exception as e:  # the libraries raise OSError, SyntaxError, KeyError, struct.error, ...
-        raise _fail(path, f"cannot {action} {what} ({_short(e)}){hint}") from e
-
-
-_AXES = "DCHW"
-
-
-def _default_axes(ndim: int) -> str:
-    return {2: "HW", 3: "CHW", 4: "DCHW"}.get(ndim, "")
-
-
-def _to_dchw(path: Path, a: np.ndarray, axes: str) -> np.ndarray:
-    """Rearrange ``a`` (labelled by ``axes`` over D, C, H, W) to (C, H, W) or (D, C, H, W)."""
-    axes = axes.upper()
-    if len(axes) != a.ndim:
-        raise _fail(path, f"axes {axes!r} do not match the array's {a.ndim} dimensions (shape {a.shape})")
-    if len(set(axes)) != len(axes) or not set(axes) <= set(_AXES) or not {"H", "W"} <= set(axes):
-        raise _fail(path, f"axes must be distinct letters among D, C, H, W including H and W, got {axes!r}")
-    order = [axes.index(c) for c in _AXES if c in axes]
-    a = np.transpose(a, order)
-    present = [c for c in _AXES if c in axes]
-    if "C" not in present:
-        a = a[:, None] if "D" in present else a[None]
-    return a
 
 
 # ---------------------------------------------------------------------- formats
@@ -232,14 +130,7 @@ def _read_png(path: Path) -> tuple[np.ndarray, ImageInfo]:
         raw = np.moveaxis(raw, -1, 0)
     else:
         raise _fail(path, f"unexpected image shape {raw.shape} (animated or multi-frame images are not supported)")
-    return raw, _info_from_array(raw)
-
-
-def _tiff_axes(axes: str) -> str:
-    out = []
-    for c in axes.upper():
-        out.append({"Y": "H", "X": "W", "S": "C", "C": "C"}.get(c, "D"))
-    return "".join(out)
+    return raw, _info_from_array(raw, channel_axis="color" if raw.shape[0] in (3, 4) else None)
 
 
 def _merge_repeated(a: np.ndarray, axes: str) -> tuple[np.ndarray, str]:
@@ -254,6 +145,29 @@ def _merge_repeated(a: np.ndarray, axes: str) -> tuple[np.ndarray, str]:
     return a, axes
 
 
+def _own_description(text: str | None) -> str | None:
+    """The ImageDescription an author wrote; None for tifffile's JSON, ImageJ's and OME's own metadata."""
+    text = (text or "").strip()
+    if not text or text.startswith(("ImageJ=", "<?xml", "<OME")) or (text.startswith("{") and '"shape"' in text):
+        return None
+    return text
+
+
+def _tiff_tags(tif, page, file_axes: str) -> dict[str, Any]:
+    tags: dict[str, Any] = {"axes": file_axes}
+    unit = page.resolutionunit
+    res = page.resolution
+    unit_name = getattr(unit, "name", str(unit)).lower()
+    present = "XResolution" in page.tags  # absent: tifffile reports (1, 1) per inch, TIFF's default, not the file's
+    if present and res and (unit_name != "none" or tuple(res) != (1.0, 1.0)):
+        tags["resolution"], tags["resolution_unit"] = (float(res[0]), float(res[1])), unit_name
+    descriptions = [page.description, getattr(page, "description1", "")]
+    own = next((d for d in map(_own_description, descriptions) if d), None)
+    if own is not None and not tif.is_imagej:
+        tags["description"] = own
+    return tags
+
+
 def _read_tiff(path: Path, axes: str | None) -> tuple[np.ndarray, ImageInfo]:
     import tifffile
 
@@ -261,14 +175,22 @@ def _read_tiff(path: Path, axes: str | None) -> tuple[np.ndarray, ImageInfo]:
         with tifffile.TiffFile(path) as tif:
             series = tif.series
             first = series[0]
+            page = tif.pages[0]
             same = all(s.shape == first.shape and s.dtype == first.dtype and s.axes == first.axes for s in series)
             if len(series) > 1 and same:  # pages written one by one: one series each, stacked here
-                return np.stack([s.asarray() for s in series]), "Q" + first.axes, tif.pages[0].bitspersample
-            return first.asarray(), first.axes, tif.pages[0].bitspersample
+                arr, file_axes = np.stack([s.asarray() for s in series]), "Q" + first.axes
+            else:
+                arr, file_axes = first.asarray(), first.axes
+            return arr, file_axes, page.bitspersample, _tiff_tags(tif, page, file_axes), page.photometric
 
-    raw, file_axes, bits = _guard(path, "the TIFF file", load)
+    raw, file_axes, bits, tags, photometric = _guard(path, "the TIFF file", load)
     raw = np.asarray(raw)
-    info = _info_from_array(raw, bits if raw.dtype.kind in "iu" else None)
+    channel = None
+    if "S" in file_axes and getattr(photometric, "name", "") == "RGB":
+        channel = "color"
+    elif "C" in file_axes or "S" in file_axes:
+        channel = "channel"
+    info = _info_from_array(raw, bits if raw.dtype.kind in "iu" else None, channel_axis=channel, tags=tags)
     if axes is None:
         raw, axes = _merge_repeated(raw, _tiff_axes(file_axes))
     return _to_dchw(path, raw, axes), info
@@ -339,67 +261,29 @@ def _read_h5(path: Path, key: str | None, axes: str | None) -> tuple[np.ndarray,
         if isinstance(file_axes, bytes):
             file_axes = file_axes.decode()
         axes = file_axes if isinstance(file_axes, str) else None
+    coil = fastmri and key == "kspace" and raw.ndim == 4 and axes is None
     if axes is None:
         axes = {3: "DHW", 4: "DCHW"}.get(raw.ndim) if fastmri else None
-    return _to_dchw(path, raw, axes or _default_axes(raw.ndim)), _info_from_array(raw)
+    info = _info_from_array(raw, channel_axis="coil" if coil else None)
+    return _to_dchw(path, raw, axes or _default_axes(raw.ndim)), info
 
 
-def _dicom_rescale(ds, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-frame (slope, intercept): top-level tags, else enhanced multi-frame functional groups."""
-    slope = np.ones(n_frames)
-    intercept = np.zeros(n_frames)
-    if "RescaleSlope" in ds or "RescaleIntercept" in ds:
-        slope[:] = float(ds.get("RescaleSlope", 1.0))
-        intercept[:] = float(ds.get("RescaleIntercept", 0.0))
-        return slope, intercept
-    shared = ds.get("SharedFunctionalGroupsSequence")
-    if shared and "PixelValueTransformationSequence" in shared[0]:
-        t = shared[0].PixelValueTransformationSequence[0]
-        slope[:] = float(t.get("RescaleSlope", 1.0))
-        intercept[:] = float(t.get("RescaleIntercept", 0.0))
-    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
-    if per_frame and len(per_frame) == n_frames:
-        for i, group in enumerate(per_frame):
-            if "PixelValueTransformationSequence" in group:
-                t = group.PixelValueTransformationSequence[0]
-                slope[i] = float(t.get("RescaleSlope", 1.0))
-                intercept[i] = float(t.get("RescaleIntercept", 0.0))
-    return slope, intercept
+def _read_mat(path: Path, key: str | None, axes: str | None) -> tuple[np.ndarray, ImageInfo]:
+    from selfinv.data.matlab import read_mat
+
+    raw, key = read_mat(path, key)
+    if raw.dtype.kind not in "iubfc":
+        raise _fail(path, f"variable {key!r} has unsupported dtype {raw.dtype}")
+    _check_values(path, raw)
+    if axes is None:
+        axes = {2: "HW", 3: "HWC", 4: "HWCD"}.get(raw.ndim, "")
+    return _to_dchw(path, raw, axes), _info_from_array(raw)
 
 
 def _read_dicom(path: Path) -> tuple[np.ndarray, ImageInfo]:
-    import pydicom
+    from selfinv.data.dicom_io import read_dicom
 
-    ds = _guard(path, "the DICOM file", lambda: pydicom.dcmread(path))
-    if "PixelData" not in ds:
-        raise _fail(path, "is a DICOM file without pixel data")
-    raw = np.asarray(_guard(path, "the DICOM pixel data", lambda: ds.pixel_array))
-    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
-    samples = int(ds.get("SamplesPerPixel", 1) or 1)
-    # pixel_array: (H, W), (F, H, W), (H, W, S) or (F, H, W, S)
-    if samples > 1:
-        raw = np.moveaxis(raw, -1, -3)
-    else:
-        raw = raw[..., None, :, :]
-    if n_frames == 1:
-        raw = raw[None]
-    bits = int(ds.get("BitsStored", 8 * raw.dtype.itemsize))
-    lo, hi = _int_range(raw.dtype, bits) if raw.dtype.kind in "iu" else (float(raw.min()), float(raw.max()))
-    slope, intercept = _dicom_rescale(ds, raw.shape[0])
-    values = raw.astype(np.float64) * slope[:, None, None, None] + intercept[:, None, None, None]
-    ends = np.concatenate([lo * slope + intercept, hi * slope + intercept])
-    data_range = (float(ends.min()), float(ends.max()))
-    dtype = "float32"
-    integral = np.all(slope == np.round(slope)) and np.all(intercept == np.round(intercept))
-    if raw.dtype.kind in "iu" and integral:  # the smallest of these integer types that holds the values
-        vmin, vmax = float(values.min()), float(values.max())
-        for cand in (raw.dtype, np.dtype(np.int16), np.dtype(np.int32)):
-            info = np.iinfo(cand)
-            if info.min <= vmin and vmax <= info.max:
-                dtype = cand.name
-                break
-    out = values[0] if n_frames == 1 else values
-    return out, ImageInfo(dtype, bits if raw.dtype.kind in "iu" else None, data_range)
+    return read_dicom(path)
 
 
 def _read_cfl(path: Path) -> tuple[np.ndarray, ImageInfo]:
@@ -434,7 +318,7 @@ def _read_cfl(path: Path) -> tuple[np.ndarray, ImageInfo]:
     if d_size == 1:
         arr = arr[0]
     _check_values(cfl, arr)
-    return arr, _info_from_array(arr)
+    return arr, _info_from_array(arr, channel_axis="coil")  # BART's C is receive coils (× ESPIRiT maps)
 
 
 _READERS = {
@@ -447,6 +331,7 @@ _READERS = {
     ".npz": "npy",
     ".h5": "h5",
     ".hdf5": "h5",
+    ".mat": "mat",
     ".dcm": "dicom",
     ".dicom": "dicom",
     ".ima": "dicom",
@@ -457,9 +342,34 @@ _READERS = {
 #: the file extensions :func:`read_image` reads
 IMAGE_EXTENSIONS: tuple[str, ...] = tuple(_READERS)
 
+_KEYED = ("npy", "h5", "mat")
+_AXES_FORMATS = ("tiff", "npy", "h5", "mat")
+
+
+def split_key(path: PathLike, key: str | None = None) -> tuple[Path, str | None]:
+    """``"scan.h5:kspace"`` → (``scan.h5``, ``"kspace"``); any other path is kept whole, with ``key``.
+
+    The split is at the last ``:``, and only when the part before it is an existing file with an
+    extension :func:`read_image` reads and the whole text is not itself an existing path.
+
+    Raises:
+        ValueError: when the path holds a key and ``key`` names another one.
+    """
+    text = os.fspath(path)
+    head, sep, tail = text.rpartition(":")
+    if sep and head and tail and not Path(text).exists():
+        file = Path(head).expanduser()
+        if file.suffix.lower() in _READERS and file.is_file():
+            if key is not None and key != tail:
+                raise _fail(file, f"two keys given ({tail!r} in the path and key={key!r})")
+            return file, tail
+    return Path(path), key
+
 
 def _check_path(path: PathLike) -> tuple[Path, str]:
     path = Path(path)
+    if path.is_dir():
+        raise _fail(path, "is a folder, not a file (give the files inside it, or a folder where a folder is expected)")
     kind = _READERS.get(path.suffix.lower())
     if kind is None:
         raise _fail(path, f"unknown extension {path.suffix!r}; supported: {', '.join(IMAGE_EXTENSIONS)}")
@@ -478,20 +388,22 @@ def read_image(
     """Read an image or a stack as float32/complex64 ``(C, H, W)`` or ``(D, C, H, W)`` (module docstring).
 
     Args:
-        path: the file (``.cfl`` or ``.hdr`` for a BART pair).
-        key: the array of an ``.npz`` or the dataset of an HDF5 file.
-        axes: the layout of the stored array for TIFF/NPY/NPZ/HDF5, e.g. ``"HWC"``, ``"DHW"``.
+        path: the file (``.cfl`` or ``.hdr`` for a BART pair); ``FILE:KEY`` names the array of an
+            ``.npz``, the dataset of an HDF5 file or the variable of a ``.mat`` file.
+        key: the same as the ``:KEY`` of the path (struct fields of ``.mat`` files dotted).
+        axes: the layout of the stored array for TIFF/NPY/NPZ/HDF5/MAT, e.g. ``"HWC"``, ``"DHW"``.
         return_info: also return the file's :class:`ImageInfo`.
 
     Raises:
-        ValueError: naming the file, for a missing file, an unknown extension, a corrupt or truncated
-            file, an empty array or NaN/Inf values.
+        ValueError: naming the file, for a missing file, a folder, an unknown extension, a corrupt
+            or truncated file, an empty array or NaN/Inf values.
     """
+    path, key = split_key(path, key)
     path, kind = _check_path(path)
-    if axes is not None and kind not in ("tiff", "npy", "h5"):
-        raise _fail(path, "axes= applies to TIFF, NPY/NPZ and HDF5 arrays only")
-    if key is not None and kind not in ("npy", "h5"):
-        raise _fail(path, "key= applies to NPZ and HDF5 files only")
+    if axes is not None and kind not in _AXES_FORMATS:
+        raise _fail(path, "axes= applies to TIFF, NPY/NPZ, HDF5 and MAT arrays only")
+    if key is not None and kind not in _KEYED:
+        raise _fail(path, "key= applies to NPZ, HDF5 and MAT files only")
     if kind == "png":
         raw, info = _read_png(path)
     elif kind == "tiff":
@@ -500,6 +412,8 @@ def read_image(
         raw, info = _read_npy(path, key, axes)
     elif kind == "h5":
         raw, info = _read_h5(path, key, axes)
+    elif kind == "mat":
+        raw, info = _read_mat(path, key, axes)
     elif kind == "dicom":
         raw, info = _read_dicom(path)
     else:
@@ -577,127 +491,3 @@ def pattern_root(folder: PathLike) -> Path:
     parts = Path(folder).parts
     stop = next((i for i, part in enumerate(parts) if any(c in part for c in "*?[")), len(parts))
     return Path(*parts[:stop]) if stop else Path(".")
-
-
-# ---------------------------------------------------------------------- writing
-_WRITE = (".png", ".tif", ".tiff", ".npy")
-
-
-def _to_numpy(array) -> np.ndarray:
-    if hasattr(array, "detach"):  # torch tensor
-        array = array.detach().cpu().numpy()
-    return np.asarray(array)
-
-
-def _convert(path: Path, a: np.ndarray, like: ImageInfo | None) -> np.ndarray:
-    if a.dtype.kind == "b":
-        a = a.astype(np.uint8)
-    if a.dtype.kind in "fc" and not np.isfinite(a).all():
-        raise _fail(path, "the array to write contains NaN or Inf")
-    if like is None:
-        return a
-    target = np.dtype(like.dtype)
-    if target.kind in "iu":
-        if a.dtype.kind == "c":
-            raise _fail(path, f"cannot write complex data as {target}; take .real or abs() first")
-        lo, hi = like.data_range
-        info = np.iinfo(target)
-        lo, hi = max(lo, info.min), min(hi, info.max)
-        return np.clip(np.rint(a.astype(np.float64)), lo, hi).astype(target)
-    if target.kind == "f" and a.dtype.kind == "c":
-        raise _fail(path, f"cannot write complex data as {target}; take .real or abs() first")
-    return a.astype(target)
-
-
-def write_image(path: PathLike, array, like: ImageInfo | None = None, *, overwrite: bool = False) -> None:
-    """Write ``array`` ((H, W), (C, H, W) or (D, C, H, W), numpy or torch) as PNG, TIFF or NPY.
-
-    With ``like`` the values are converted to ``like.dtype``: integers are rounded and clipped to
-    ``like.data_range`` (denormalise first, see :class:`~selfinv.data.normalization.Normalization`);
-    without it the array's dtype is kept. PNG holds 8- or 16-bit integers (16-bit for grayscale
-    only) and single images; TIFF holds any real dtype, RGB as interleaved samples and stacks as
-    pages; NPY holds the array as it is, in the (C, H, W) / (D, C, H, W) convention. Everything
-    written reads back with :func:`read_image` to the same values and shape.
-
-    An existing file is never replaced unless ``overwrite=True`` (the file is opened in exclusive
-    mode, so two writers cannot race). NaN/Inf values are refused.
-    """
-    path = Path(path)
-    ext = path.suffix.lower()
-    if ext not in _WRITE:
-        raise _fail(path, f"cannot write {ext!r} files; write_image writes {', '.join(_WRITE)}")
-    if not path.parent.is_dir():
-        raise _fail(path, f"the folder {path.parent} does not exist")
-    if path.exists() and not overwrite:
-        raise _fail(path, "already exists; pass overwrite=True to replace it")
-    a = _to_numpy(array)
-    if a.size == 0:
-        raise _fail(path, f"the array to write is empty (shape {a.shape})")
-    if a.ndim == 2:
-        a = a[None]
-    if a.ndim not in (3, 4):
-        raise _fail(path, f"expected (H, W), (C, H, W) or (D, C, H, W), got shape {a.shape}")
-    a = _convert(path, a, like)
-
-    if ext == ".npy":
-        buf = io.BytesIO()
-        np.save(buf, a, allow_pickle=False)
-        data = buf.getvalue()
-    elif ext == ".png":
-        data = _png_bytes(path, a)
-    else:
-        data = _tiff_bytes(path, a)
-    try:
-        with open(path, "wb" if overwrite else "xb") as fh:
-            fh.write(data)
-    except FileExistsError:
-        raise _fail(path, "already exists; pass overwrite=True to replace it") from None
-
-
-def _png_bytes(path: Path, a: np.ndarray) -> bytes:
-    import imageio.v3 as iio
-
-    if a.ndim == 4:
-        raise _fail(path, f"PNG holds one image, got a stack of shape {a.shape}; write TIFF or NPY")
-    if a.dtype not in (np.uint8, np.uint16):
-        raise _fail(
-            path,
-            f"PNG holds 8- or 16-bit integers, got {a.dtype}; pass like=ImageInfo.for_dtype('uint8') "
-            "(values are rounded and clipped to [0, 255], so denormalise first) or write TIFF/NPY",
-        )
-    c = a.shape[0]
-    if c not in (1, 3, 4):
-        raise _fail(path, f"PNG holds 1, 3 or 4 channels, got {c}; write TIFF or NPY")
-    if a.dtype == np.uint16 and c != 1:
-        raise _fail(path, "16-bit PNG is written for grayscale images only; write TIFF for 16-bit colour")
-    img = a[0] if c == 1 else np.moveaxis(a, 0, -1)
-    buf = io.BytesIO()
-    _guard(path, "the PNG file", lambda: iio.imwrite(buf, np.ascontiguousarray(img), extension=".png"), action="write")
-    return buf.getvalue()
-
-
-def _tiff_bytes(path: Path, a: np.ndarray) -> bytes:
-    import tifffile
-
-    if a.dtype.kind == "c":
-        raise _fail(path, "TIFF is written for real data only; write NPY for complex arrays")
-    c = a.shape[-3]
-    stack = a.ndim == 4
-    kwargs: dict[str, Any] = {}
-    if c == 1:
-        data, axes = a[:, 0] if stack else a[0], "ZYX" if stack else "YX"
-        kwargs["photometric"] = "minisblack"
-    elif c == 3:
-        data, axes = np.moveaxis(a, -3, -1), "ZYXS" if stack else "YXS"
-        kwargs["photometric"] = "rgb"
-    else:
-        data, axes = a, "ZCYX" if stack else "CYX"
-        kwargs["photometric"] = "minisblack"
-    buf = io.BytesIO()
-    _guard(
-        path,
-        "the TIFF file",
-        lambda: tifffile.imwrite(buf, np.ascontiguousarray(data), metadata={"axes": axes}, **kwargs),
-        action="write",
-    )
-    return buf.getvalue()

@@ -242,7 +242,14 @@ def real_dofs(t: torch.Tensor) -> int:
 
 def noise_of(physics: LinearOperator, kinds: tuple[type[NoiseModel], ...], owner: str) -> NoiseModel:
     """physics.noise if it is one of ``kinds``, else a clear ValueError naming what is supported."""
+    from selfinv.noise import Unknown
+
     noise = physics.noise
+    if isinstance(noise, Unknown):
+        raise ValueError(
+            f"{owner}: needs the noise model and its level ({', '.join(k.__name__ for k in kinds)}), but the noise is "
+            "unknown; give them, or use a loss that tolerates unknown noise (selfinv check lists them)"
+        )
     if noise is None or not isinstance(noise, kinds):
         got = "no noise model (noiseless physics)" if noise is None else type(noise).__name__
         allowed = ", ".join(k.__name__ for k in kinds)

@@ -132,7 +132,7 @@ class Splitting(Loss):
             test_evals=1 if mode == "full" else ">1",
             single_y=True,
             mmse_optimal=True,
-            unknown_separable_noise=consistency != "mc",
+            unknown_separable_noise=consistency == "none",  # MC on the input entries fits their noise; SURE/R2R need it
             unknown_coloured_noise=False,
             noise_models=self.consistency.info.noise_models if self.consistency is not None else None,
             general_operator=True,

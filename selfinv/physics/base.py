@@ -264,6 +264,17 @@ class Compose(LinearOperator):
     def H(self) -> LinearOperator:
         return Compose([op.H for op in reversed(self.ops)])
 
+    @property
+    def fbp(self):
+        r""":math:`S A` with a filtered back-projection for A (a subsampled sinogram, ``Tomography.subsample``):
+        the FBP of the zero-filled measurements, :math:`\mathrm{FBP}_A(S^H y)`. Absent otherwise."""
+        from selfinv.physics.masked import MeasurementMask
+
+        inner = self.ops[-1]
+        if len(self.ops) == 2 and isinstance(self.ops[0], MeasurementMask) and callable(getattr(inner, "fbp", None)):
+            return lambda y: inner.fbp(self.ops[0].A_adjoint(y))
+        raise AttributeError(f"{type(self).__name__} of {', '.join(type(o).__name__ for o in self.ops)} has no fbp")
+
 
 class Sum(LinearOperator):
     """The sum :math:`A_1 + \\dots + A_k` of operators with the same domains (noiseless)."""

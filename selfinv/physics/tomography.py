@@ -43,14 +43,30 @@ class Tomography(LinearOperator):
     Detector bins whose ray misses the image are never measured: ``A x`` is zero there for every
     ``x``, and ``forward`` keeps them at zero after noise.
 
+    **Per-sample angle sets.** Real CT scans come with their own angles: ``angles`` may be a
+    (B, n_angles) tensor, one set per sample (e.g. limited-angle scans over different ranges). Sets of
+    different lengths are padded to one length and marked by ``angle_mask`` (B, n_angles), True (1)
+    where an angle is real; the operator is then :math:`A = M R_\theta` with :math:`M` the diagonal of
+    the mask over the sinogram columns, so ``y`` is exactly 0 at padded columns and the adjoint
+    :math:`R_\theta^H M` ignores them. A padded sample equals ``Tomography(its valid angles)`` on its
+    valid columns. ``angles`` (when 2-D) and ``angle_mask`` are per-sample buffers (``select``,
+    ``batch_size``, :func:`selfinv.data.physics_params.with_params`); a leading dimension of 1 is
+    shared by the batch. Both directions stay one ``grid_sample`` (or transpose) per chunk of angles,
+    the per-sample rays folded into the grid of each sample: no loop over samples.
+
     Args:
-        angles: an int ``n`` (``n`` equispaced angles :math:`180^\circ\, a / n`, :math:`a < n`) or a
-            1-D tensor/sequence of angles in degrees, shared by the batch.
+        angles: an int ``n`` (``n`` equispaced angles :math:`180^\circ\, a / n`, :math:`a < n`), a
+            1-D tensor/sequence of angles in degrees shared by the batch, or a (B, n_angles) tensor
+            (or nested sequence) with one set of angles per sample ((1, n_angles): shared).
         img_size: N, or a square (N, N); images x are real (B, C, N, N).
         noise: noise model on the sinogram, or ``None``.
         n_detectors: the number of detector bins :math:`n_d` (default N: the rays cover the inscribed
             circle, as ``radon(circle=True)``); ``math.ceil(math.sqrt(2) * N)`` covers the corners too.
             Sinograms y are real (B, C, n_detectors, n_angles).
+        angle_mask: optional validity of the angles, bool or 0/1, of shape (n_angles,) or (1,
+            n_angles) (shared) or (B, n_angles) (per sample): False marks a padded angle, whose column
+            of ``y`` is 0 (padded angles may hold any finite value). Every sample needs at least one
+            valid angle. ``n_angles`` stays the (padded) column count.
 
     Example:
         >>> import torch
@@ -65,6 +81,11 @@ class Tomography(LinearOperator):
         >>> z = torch.rand(1, 1, 8, 4)                 # the back-projection is the exact adjoint
         >>> torch.allclose((op.A(x) * z).sum(), (x * op.A_adjoint(z)).sum())
         True
+        >>> sets = torch.tensor([[0.0, 60.0, 120.0], [10.0, 100.0, 0.0]])   # 3 angles, and 2 padded to 3
+        >>> per = Tomography(sets, 8, angle_mask=torch.tensor([[1, 1, 1], [1, 1, 0]]))
+        >>> y = per.A(torch.rand(2, 1, 8, 8))
+        >>> per.batch_size, tuple(y.shape), bool((y[1, :, :, 2] == 0).all())
+        (2, (2, 1, 8, 3), True)
     """
 
     #: roughly the most elements (grid points times batch*channels) one chunk of angles allocates
@@ -76,6 +97,7 @@ class Tomography(LinearOperator):
         img_size: int | tuple[int, int],
         noise: NoiseModel | None = None,
         n_detectors: int | None = None,
+        angle_mask: torch.Tensor | Sequence | None = None,
     ) -> None:
         super().__init__(noise=noise)
         self.img_size = _as_size(img_size)
@@ -85,7 +107,9 @@ class Tomography(LinearOperator):
         if isinstance(n_detectors, bool) or not isinstance(n_detectors, numbers.Integral) or n_detectors < 1:
             raise ValueError(f"Tomography: n_detectors must be a positive int, got {n_detectors!r}")
         self.n_detectors = int(n_detectors)
-        self.register_buffer("angles", _as_angles(angles))
+        angles = _as_angles(angles)
+        self.register_buffer("angles", angles)
+        self.register_buffer("angle_mask", _as_angle_mask(angle_mask, angles))
         # half-length of the rays: far enough for the bilinear support of every pixel (radius (N/2+1)*sqrt 2)
         self._half_ray = math.ceil(math.sqrt(2.0) * (n / 2 + 1))
         # the sampling lattice before rotation, in the normalised units of grid_sample: offsets * 2/N
@@ -95,21 +119,44 @@ class Tomography(LinearOperator):
         self.register_buffer("_t", t * (2.0 / n), persistent=False)
         # the image centre c = N // 2 in grid_sample's normalised coordinates (align_corners=False)
         self._centre = (2 * (n // 2) + 1) / n - 1
-        self.register_buffer("_measured", self._measured_bins(), persistent=False)
 
     # ------------------------------------------------------------------ geometry
     @property
+    def _per_sample(self) -> tuple[str, ...]:  # type: ignore[override]
+        # 1-D angles are one shared set (their length is not a batch size); 2-D ones are (1|B, n_angles)
+        return ("angles", "angle_mask") if self.angles.ndim == 2 else ("angle_mask",)
+
+    @property
     def n_angles(self) -> int:
-        """The number of projection angles."""
-        return int(self.angles.shape[0])
+        """The number of projection angles (the column count of y, padded angles included)."""
+        return int(self.angles.shape[-1])
+
+    @property
+    def n_valid_angles(self) -> torch.Tensor | int:
+        """The number of valid angles: ``n_angles``, or per ``angle_mask`` row an int64 tensor (1|B,)."""
+        if self.angle_mask is None:
+            return self.n_angles
+        return (self.angle_mask != 0).sum(-1)
+
+    def _valid(self, like: torch.Tensor) -> torch.Tensor | None:
+        """The angle mask as bool (1|B, 1, 1, n_angles) on like's device, or None when every angle is valid."""
+        if self.angle_mask is None:
+            return None
+        return (self.angle_mask != 0).to(like.device)[:, None, None, :]
+
+    def _shared_angles(self) -> torch.Tensor | None:
+        """The 1-D angle set when the batch shares one (1-D or (1, n) angles), else None."""
+        if self.angles.ndim == 1:
+            return self.angles
+        return self.angles[0] if self.angles.shape[0] == 1 else None
 
     @property
     def n_samples(self) -> int:
         """The number of samples (one pixel apart) along every ray."""
         return 2 * self._half_ray + 1
 
-    def _chunks(self, like: torch.Tensor, per_angle: int):
-        r"""Yield (angle slice, grid (k, n_samples, n_detectors, 2)) for chunks of k angles.
+    def _chunks(self, like: torch.Tensor, per_angle: int, angles: torch.Tensor):
+        r"""Yield (angle slice, grid (k, n_samples, n_detectors, 2)) for chunks of k of the shared ``angles``.
 
         The grid holds the rotated ray samples :math:`c + s_k e_\theta + t_j e_\theta^\perp` in
         ``grid_sample``'s normalised (column, row) coordinates, in like's dtype and device. ``per_angle``
@@ -117,10 +164,7 @@ class Tomography(LinearOperator):
         ``_chunk_elements`` of them, and on CPU at least one angle per thread (the transpose of
         ``grid_sample`` runs in parallel over its batch dimension, which holds the angles).
         """
-        th = torch.deg2rad(self.angles.to(torch.float64))
-        cos, sin = th.cos(), th.sin()
-        e = torch.stack([cos, -sin], -1).to(device=like.device, dtype=like.dtype)  # (n_angles, 2)
-        e_perp = torch.stack([sin, cos], -1).to(device=like.device, dtype=like.dtype)
+        e, e_perp = _directions(angles, like)  # (n_angles, 2)
         s = self._s.to(device=like.device, dtype=like.dtype)[None, None, :, None]
         t = self._t.to(device=like.device, dtype=like.dtype)[None, :, None, None]
         k = max(1, self._chunk_elements // per_angle)
@@ -132,25 +176,86 @@ class Tomography(LinearOperator):
             base = (t * e_perp[sl, None, None, :]).add_(self._centre)  # (k, n_samples, 1, 2)
             yield sl, torch.addcmul(base, s, e[sl, None, None, :])
 
+    def _chunks_per_sample(self, like: torch.Tensor, per_angle: int):
+        r"""Yield (angle slice, grid (B, n_samples, k * n_detectors, 2)) for chunks of k per-sample angles.
+
+        Sample b's grid holds its own rays :math:`c + s_d e_{\theta_{b,a}} + t_j e_{\theta_{b,a}}^\perp`
+        at [b, j, a * n_detectors + d] (the points of :meth:`_chunks` for sample b's angles, to rounding):
+        one ``grid_sample`` of the (B, C, N, N) images then projects every sample along its own angles,
+        with no copy of the images, and the transpose accumulates every sample's rays into its own
+        image. ``per_angle`` is the number of elements the caller allocates per angle (whole batch).
+        """
+        e, e_perp = _directions(self.angles, like)  # (B, n_angles, 2)
+        b = e.shape[0]
+        s = self._s.to(device=like.device, dtype=like.dtype)[None, None, None, :, None]
+        t = self._t.to(device=like.device, dtype=like.dtype)[None, :, None, None, None]
+        k = min(max(1, self._chunk_elements // per_angle), self.n_angles)
+        cplx = {torch.float32: torch.complex64, torch.float64: torch.complex128}.get(like.dtype)
+        for i in range(0, self.n_angles, k):
+            sl = slice(i, min(i + k, self.n_angles))
+            base = (t * e_perp[:, None, sl, None, :]).add_(self._centre)  # (B, n_samples, k, 1, 2)
+            step = s * e[:, None, sl, None, :]  # (B, 1, k, n_detectors, 2)
+            if cplx is not None:
+                # the sum as complex numbers (column + i row): one vectorised pass writes the interleaved
+                # grid, much faster than broadcasting onto a trailing axis of 2; the same real additions
+                grid = torch.view_as_real(torch.view_as_complex(base) + torch.view_as_complex(step))
+            else:
+                grid = base + step
+            yield sl, grid.reshape(b, self.n_samples, -1, 2)  # (B, n_samples, k * n_detectors, 2)
+
     def _project(self, x: torch.Tensor) -> torch.Tensor:
-        """The forward projection, without autograd (see :class:`_Project`)."""
+        r"""The forward projection :math:`M R_\theta x`, without autograd (see :class:`_Project`)."""
+        shared = self._shared_angles()
+        y = self._project_shared(x, shared) if shared is not None else self._project_per_sample(x)
+        valid = self._valid(y)
+        return y if valid is None else torch.where(valid, y, torch.zeros_like(y))
+
+    def _project_shared(self, x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
         b, c, n, _ = x.shape
         bc = b * c
         xs = x.reshape(1, bc, n, n)
         out = x.new_empty(self.n_angles, bc, self.n_detectors)
-        for sl, grid in self._chunks(x, (bc + 2) * self.n_samples * self.n_detectors):
+        for sl, grid in self._chunks(x, (bc + 2) * self.n_samples * self.n_detectors, angles):
             k = grid.shape[0]
             v = F.grid_sample(xs.expand(k, bc, n, n), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
             torch.sum(v, dim=2, out=out[sl])  # (k, bc, n_samples, n_detectors) -> (k, bc, n_detectors)
         return out.permute(1, 2, 0).reshape(b, c, self.n_detectors, self.n_angles)
 
+    def _project_per_sample(self, x: torch.Tensor) -> torch.Tensor:
+        b, c = x.shape[:2]
+        nd = self.n_detectors
+        out = x.new_empty(b, c, self.n_angles, nd)
+        for sl, grid in self._chunks_per_sample(x, (b * c + 2 * b) * self.n_samples * nd):
+            v = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+            out[:, :, sl, :] = v.sum(2).view(b, c, -1, nd)  # (B, C, n_samples, k * nd) -> (B, C, k, nd)
+        return out.transpose(-1, -2)
+
     def _backproject(self, y: torch.Tensor) -> torch.Tensor:
-        """The exact transpose of :meth:`_project`, without autograd (see :class:`_BackProject`)."""
+        r"""The exact transpose of :meth:`_project`, :math:`R_\theta^H M y`, without autograd (see :class:`_BackProject`)."""
+        valid = self._valid(y)
+        if valid is not None:
+            y = torch.where(valid, y, torch.zeros_like(y))
+        shared = self._shared_angles()
+        return self._backproject_shared(y, shared) if shared is not None else self._backproject_per_sample(y)
+
+    def _backproject_per_sample(self, y: torch.Tensor) -> torch.Tensor:
+        b, c = y.shape[:2]
+        n, nd, ns = self.img_size, self.n_detectors, self.n_samples
+        yt = y.transpose(-1, -2).contiguous()  # (B, C, n_angles, n_detectors): a chunk of angles is one run
+        shape_only = y.new_zeros(()).expand(b, c, n, n)  # only its shape is read
+        acc = None
+        for sl, grid in self._chunks_per_sample(y, (b * c + 2 * b) * ns * nd):
+            g = yt[:, :, sl, :].reshape(b, c, 1, -1).expand(b, c, ns, grid.shape[2])
+            gi, _ = torch.ops.aten.grid_sampler_2d_backward(g, shape_only, grid, 0, 0, False, [True, False])
+            acc = gi if acc is None else acc + gi
+        return acc
+
+    def _backproject_shared(self, y: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
         b, c = y.shape[:2]
         bc, n = b * c, self.img_size
         ys = y.reshape(bc, self.n_detectors, self.n_angles).permute(2, 0, 1)  # (n_angles, bc, n_detectors)
         acc = y.new_zeros(bc, n, n)
-        for sl, grid in self._chunks(y, bc * n * n + (bc + 2) * self.n_samples * self.n_detectors):
+        for sl, grid in self._chunks(y, bc * n * n + (bc + 2) * self.n_samples * self.n_detectors, angles):
             k = grid.shape[0]
             g = ys[sl, :, None, :].expand(k, bc, self.n_samples, self.n_detectors)
             shape_only = y.new_zeros(()).expand(k, bc, n, n)  # only its shape is read
@@ -158,16 +263,40 @@ class Tomography(LinearOperator):
             acc += gi.sum(0)
         return acc.reshape(b, c, n, n)
 
+    @property
+    def _measured(self) -> torch.Tensor:
+        """Bool, broadcastable to y: the bins that are measured (see :meth:`_measured_bins`).
+
+        (n_detectors, n_angles) for one shared set without mask, else (1|B, 1, n_detectors, n_angles)
+        with the padded columns False. Computed from the current buffers (they may be replaced by
+        ``select`` or ``with_params``) and cached while they stay the same tensors.
+        """
+        cache = self.__dict__.get("_measured_cache")
+        angles, mask = self.angles, self.angle_mask
+        if cache is not None and cache[0] is angles and cache[1] is mask:
+            return cache[2]
+        measured = self._measured_bins()
+        if angles.ndim == 2 or mask is not None:
+            measured = measured.expand(angles.shape[0] if angles.ndim == 2 else 1, -1, -1)
+            if mask is not None:
+                measured = measured & (mask != 0).to(measured.device)[:, None, :]
+            measured = measured[:, None]
+        self.__dict__["_measured_cache"] = (angles, mask, measured)
+        return measured
+
     def _measured_bins(self) -> torch.Tensor:
-        """(n_detectors, n_angles) bool: bins whose ray has a sample inside the bilinear support of the image.
+        """(n_detectors, n_angles) bool, or (B, n_detectors, n_angles) for 2-D angles: bins whose ray has a
+        sample inside the bilinear support of the image.
 
         A sample counts when both coordinates lie in (-1 + 1e-3, N - 1e-3) pixels, so an unmeasured bin
         is zero for every image, whatever the rounding of the sampling grid.
         """
         n, eps = self.img_size, 1e-3
-        th = torch.deg2rad(self.angles.to(torch.float64))[None, :]
-        s = (torch.arange(self.n_detectors, dtype=torch.float64) - self.n_detectors // 2)[:, None]
-        lo = torch.full(torch.broadcast_shapes(th.shape, s.shape), -self._half_ray - 0.5, dtype=torch.float64)
+        th = torch.deg2rad(self.angles.detach().to(torch.float64))[..., None, :]  # (1|B,) 1, n_angles
+        s = (torch.arange(self.n_detectors, dtype=torch.float64, device=th.device) - self.n_detectors // 2)[:, None]
+        lo = torch.full(
+            torch.broadcast_shapes(th.shape, s.shape), -self._half_ray - 0.5, dtype=torch.float64, device=th.device
+        )
         hi = -lo
         ok = torch.ones_like(lo, dtype=torch.bool)
         # column = c + s cos + t sin, row = c - s sin + t cos must lie in (-1 + eps, N - eps)
@@ -191,12 +320,23 @@ class Tomography(LinearOperator):
     def _restrict(self, y):
         return torch.where(self._measured.to(y.device), y, torch.zeros_like(y))
 
+    def _check_params(self):
+        # buffers replaced by with_params are not re-validated by the constructor: the shapes must still agree
+        a, m = self.angles, self.angle_mask
+        if a.ndim not in (1, 2) or (m is not None and (m.ndim != 2 or m.shape[-1] != a.shape[-1])):
+            raise ValueError(
+                f"Tomography: angles {tuple(a.shape)} and angle_mask {None if m is None else tuple(m.shape)} "
+                "do not fit: expected (n_angles,) or (1|B, n_angles) angles and a (1|B, n_angles) mask"
+            )
+
     def _check_x(self, x):
+        self._check_params()
         n = self.img_size
         if x.ndim != 4 or tuple(x.shape[-2:]) != (n, n):
             raise self._shape_error("x", x, f"(B, C, {n}, {n})")
 
     def _check_y(self, y):
+        self._check_params()
         if y.ndim != 4 or tuple(y.shape[-2:]) != (self.n_detectors, self.n_angles):
             raise self._shape_error(
                 "y", y, f"(B, C, {self.n_detectors}, {self.n_angles}) = (B, C, n_detectors, n_angles)"
@@ -212,6 +352,9 @@ class Tomography(LinearOperator):
         ``"hamming"`` or ``"hann"`` (``None``: no filter, a plain scaled back-projection). Pixels
         farther than :math:`\lfloor n_d / 2 \rfloor` from the centre, which not every angle sees, are
         set to 0. Accurate for many angles spread over 180 degrees; differentiable in ``y``.
+
+        With per-sample angle sets each sample is weighted by its own number of valid angles,
+        :math:`\frac{\pi}{2 n_{\theta,b}}` (padded columns are ignored by :math:`A^H`).
         """
         self._validate(y, "y", self._check_y)
         if filter is not None and filter not in _FILTERS:
@@ -221,7 +364,11 @@ class Tomography(LinearOperator):
             h = _fourier_filter(size, filter).to(device=y.device, dtype=y.dtype)
             spectrum = torch.fft.rfft(y, n=size, dim=-2) * h[:, None]
             y = torch.fft.irfft(spectrum, n=size, dim=-2)[..., : self.n_detectors, :]
-        x = self._A_adjoint(y) * (math.pi / (2 * self.n_angles))
+        count = self.n_valid_angles
+        if isinstance(count, int):
+            x = self._A_adjoint(y) * (math.pi / (2 * count))
+        else:
+            x = self._A_adjoint(y) * (math.pi / (2 * count.to(device=y.device, dtype=y.dtype)))[:, None, None, None]
         n, r = self.img_size, self.n_detectors // 2
         i = torch.arange(n, device=y.device) - n // 2
         inside = (i[:, None] ** 2 + i[None, :] ** 2) <= r**2
@@ -266,9 +413,21 @@ def _as_size(img_size) -> int:
     return int(img_size)
 
 
+def _directions(angles: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The unit vectors :math:`e_\theta, e_\theta^\perp` (..., 2) of angles in degrees, in like's dtype and device."""
+    th = torch.deg2rad(angles.to(torch.float64))
+    cos, sin = th.cos(), th.sin()
+    e = torch.stack([cos, -sin], -1).to(device=like.device, dtype=like.dtype)
+    e_perp = torch.stack([sin, cos], -1).to(device=like.device, dtype=like.dtype)
+    return e, e_perp
+
+
+_ANGLES = "an int, a 1-D sequence (shared) or a (B, n_angles) tensor (one set per sample) of angles in degrees"
+
+
 def _as_angles(angles) -> torch.Tensor:
     if isinstance(angles, bool):
-        raise ValueError("Tomography: angles must be an int or a 1-D sequence of angles in degrees, got a bool")
+        raise ValueError(f"Tomography: angles must be {_ANGLES}, got a bool")
     if isinstance(angles, numbers.Integral):
         if angles < 1:
             raise ValueError(f"Tomography: the number of angles must be positive, got {angles}")
@@ -281,18 +440,58 @@ def _as_angles(angles) -> torch.Tensor:
         except (TypeError, ValueError):
             arr = np.asarray(None)
         if arr.dtype.kind not in "iuf":
-            raise ValueError(
-                f"Tomography: angles must be an int or a 1-D sequence of angles in degrees, got {angles!r}"
-            )
+            raise ValueError(f"Tomography: angles must be {_ANGLES}, got {angles!r}")
         t = torch.from_numpy(arr.astype(np.float64))  # float64 from the start: no float32 rounding of e.g. 133.7
-    if t.is_complex() or t.dtype == torch.bool or t.ndim != 1 or t.numel() == 0:
+    if t.is_complex() or t.dtype == torch.bool or t.ndim not in (1, 2) or t.numel() == 0:
         raise ValueError(
-            f"Tomography: angles must be a non-empty 1-D real sequence (degrees), got {t.dtype} of shape {tuple(t.shape)}"
+            f"Tomography: angles must be {_ANGLES} (real, non-empty), got {t.dtype} of shape {tuple(t.shape)}"
         )
     t = t.to(device="cpu", dtype=torch.float64)
     if not bool(torch.isfinite(t).all()):
-        raise ValueError("Tomography: angles must be finite")
+        raise ValueError(
+            "Tomography: angles must be finite (pad sets of different lengths with any finite value and mark "
+            "the padding False in angle_mask)"
+        )
     return t
+
+
+def _as_angle_mask(mask, angles: torch.Tensor) -> torch.Tensor | None:
+    """A validity mask as bool (1|B, n_angles) fitting ``angles`` (1-D shared or (1|B, n_angles)), or None."""
+    if mask is None:
+        return None
+    n = angles.shape[-1]
+    expected = f"(n_angles,), (1, n_angles) or (B, n_angles) with n_angles = {n}"
+    if angles.ndim == 2 and angles.shape[0] != 1:
+        expected = f"(n_angles,), (1, n_angles) or (B, n_angles) = ({angles.shape[0]}, {n}) like angles"
+    if isinstance(mask, bool):
+        raise ValueError(f"Tomography: angle_mask must be a bool or 0/1 tensor of shape {expected}, got a bool")
+    if isinstance(mask, torch.Tensor):
+        m = mask.detach().cpu()
+    else:
+        try:
+            arr = np.asarray(mask)
+        except (TypeError, ValueError):
+            arr = np.asarray(None)
+        if arr.dtype.kind not in "biuf":
+            raise ValueError(f"Tomography: angle_mask must be a bool or 0/1 tensor of shape {expected}, got {mask!r}")
+        m = torch.from_numpy(arr)
+    if m.is_complex():
+        raise ValueError(f"Tomography: angle_mask must be bool or 0/1, got {m.dtype}")
+    shape = tuple(m.shape)
+    if m.ndim == 1:
+        m = m[None]
+    if m.ndim != 2 or m.shape[-1] != n or (angles.ndim == 2 and m.shape[0] not in (1, angles.shape[0])):
+        raise ValueError(f"Tomography: angle_mask has shape {shape}, expected {expected}")
+    if m.dtype != torch.bool:
+        if not bool(((m == 0) | (m == 1)).all()):
+            raise ValueError(
+                "Tomography: angle_mask must be bool or hold only 0 and 1 (NaN and other values are refused)"
+            )
+        m = m != 0
+    if not bool(m.any(-1).all()):
+        bad = (~m.any(-1)).nonzero().flatten().tolist()
+        raise ValueError(f"Tomography: angle_mask leaves no valid angle for sample(s) {bad}; every sample needs one")
+    return m
 
 
 def _fourier_filter(size: int, name: str) -> torch.Tensor:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,14 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
         raise
 
 
+def _refusal(torch_message: str) -> str:
+    """torch's weights-only refusal (a paragraph) in one short line of ours, naming the pickled object."""
+    found = re.search(r"GLOBAL ([\w.]+)", torch_message)
+    what = f"it pickles {found.group(1)}" if found else "it holds pickled objects"
+    return (f"refused: not a weights-only checkpoint ({what}; loading it would run code); selfinv loads only "
+            "plain state dicts: re-save the file's state_dict if you trust it")
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint`; anything else is a one-line ValueError.
 
@@ -58,7 +67,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        raise ValueError(f"{path}: refused — not a weights-only checkpoint (it would need to unpickle code): {str(e).splitlines()[0]}") from None
+        raise ValueError(f"{path}: {_refusal(str(e))}") from None
     except (RuntimeError, EOFError, OSError, ValueError) as e:
         raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'corrupt'})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:

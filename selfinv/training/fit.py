@@ -5,7 +5,9 @@ the batches come from a dataset of :mod:`selfinv.data` (the physics of a batch i
 ``dataset.make_physics(batch.params)``), every random draw of the loss comes from a generator seeded
 by ``(seed, step, rank)``, and the data order of epoch e from ``(seed, e)``. Nothing random depends
 on how the run got to a step, so a run resumed from a checkpoint takes exactly the steps the
-uninterrupted run would have taken (bit-identical weights on CPU).
+uninterrupted run would have taken (bit-identical weights on CPU). The losses of the steps already taken in
+the epoch in progress travel in the checkpoint too, so a resumed epoch's ``train_loss`` averages exactly the
+steps the uninterrupted run averages.
 
 Logging, checkpoints, early stopping and the progress bar are callbacks
 (:mod:`selfinv.training.callbacks`); :func:`default_callbacks` gives the usual set for a run folder.
@@ -72,6 +74,8 @@ class FitConfig:
             raise ValueError(f"FitConfig: lr must be a positive number, got {self.lr}")
         if self.scheduler not in SCHEDULERS:
             raise ValueError(f"FitConfig: scheduler must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"FitConfig: max_steps must be >= 1 (or null for no limit), got {self.max_steps}")
 
 
 @dataclass
@@ -92,11 +96,18 @@ class TrainState:
     best_epoch: int = -1
     stop: bool = False
     history: list[dict[str, float]] = field(default_factory=list)
+    epoch_losses: list[float] = field(default_factory=list)  # the losses of the epoch in progress so far
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. the resolved config and normalisation
 
     @property
     def is_main(self) -> bool:
         return self.dist.is_main
+
+    @property
+    def epoch_label(self) -> int:
+        """The 1-based number of the epoch just ended (``on_epoch_end``) or in progress: a partial epoch
+        (cut by ``max_steps``) is labelled as the epoch it is, not as the last complete one."""
+        return self.epoch if self.batch_in_epoch == 0 else self.epoch + 1
 
     def checkpoint(self) -> dict[str, Any]:
         return {
@@ -108,6 +119,7 @@ class TrainState:
             "counters": {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step,
                          "best": self.best, "best_epoch": self.best_epoch},
             "history": self.history,
+            "epoch_losses": list(self.epoch_losses),
             "rng": {"torch": torch.get_rng_state()},
             "fit_config": asdict(self.config),
             **self.extra,
@@ -125,18 +137,56 @@ class TrainState:
         self.epoch, self.batch_in_epoch, self.step = c["epoch"], c["batch_in_epoch"], c["step"]
         self.best, self.best_epoch = c["best"], c["best_epoch"]
         self.history = list(ckpt["history"])
+        self.epoch_losses = [float(v) for v in ckpt.get("epoch_losses", [])]
         torch.set_rng_state(ckpt["rng"]["torch"])
 
 
-def pick_device(name: str | None) -> torch.device:
-    """cuda, then mps, then cpu (or the named device)."""
-    if name is not None:
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+def _mps_available() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
+def pick_device(name: str | None, label: str = "device") -> torch.device:
+    """cuda, then mps, then cpu; or the named device, checked: a device this machine does not have is a
+    one-line ValueError in our words (``label`` says where the name came from, e.g. ``--device``).
+
+    Example:
+        >>> pick_device("cpu")
+        device(type='cpu')
+        >>> pick_device("gpu", "--device")
+        Traceback (most recent call last):
+        ...
+        ValueError: --device gpu: not a device name; use cpu, cuda, cuda:N or mps
+    """
+    if name is None:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps") if _mps_available() else torch.device("cpu")
+    what = f"{label} {name}" if label.startswith("-") else f"{label} {name!r}"
+    fix = "use --device cpu" if label.startswith("-") else "use cpu"
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        raise ValueError(f"{what}: not a device name; use cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cpu":
+        return dev
+    build = f"torch {torch.__version__}, a {f'CUDA {torch.version.cuda}' if torch.version.cuda else 'CPU'} build"
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "" if torch.version.cuda is None else ", but no CUDA GPU or driver is visible"
+            raise ValueError(f"{what}: CUDA is not available on this machine ({build}{why}); {fix}")
+        n = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= n:
+            raise ValueError(f"{what}: this machine has {n} CUDA device{'s' if n != 1 else ''} (cuda:0"
+                             f"{f' to cuda:{n - 1}' if n > 1 else ''}); {fix} or another index")
+        return dev
+    if dev.type == "mps":
+        if not _mps_available():
+            raise ValueError(f"{what}: MPS is not available on this machine (it needs Apple silicon; {build}); {fix}")
+        return dev
+    available = getattr(getattr(torch, dev.type, None), "is_available", None)
+    if not (callable(available) and available()):
+        raise ValueError(f"{what}: not available on this machine; use cpu, cuda, cuda:N or mps")
+    return dev
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:
@@ -220,7 +270,10 @@ def fit(
         if hasattr(train_set, "set_epoch"):
             train_set.set_epoch(state.epoch)
         plan = epoch_batches(len(train_set), global_batch, config.seed, state.epoch)
-        t_epoch, step_times, losses = time.perf_counter(), [], []
+        if state.batch_in_epoch == 0:
+            state.epoch_losses = []
+        losses = state.epoch_losses  # this epoch's losses, those before a resume included (from the checkpoint)
+        t_epoch, step_times = time.perf_counter(), []
         for b in range(state.batch_in_epoch, len(plan)):
             if config.max_steps is not None and state.step >= config.max_steps:
                 break
@@ -254,7 +307,7 @@ def fit(
             for cb in callbacks:
                 cb.on_step_end(state, losses[-1])
         finished = state.batch_in_epoch >= len(plan)
-        if not losses and not finished:
+        if not step_times and not finished:
             break
         metrics = {"train_loss": sum(losses) / max(len(losses), 1), "epoch_seconds": time.perf_counter() - t_epoch,
                    "step_seconds_median": sorted(step_times)[len(step_times) // 2] if step_times else float("nan")}
@@ -264,7 +317,8 @@ def fit(
         if finished:
             state.epoch += 1
             state.batch_in_epoch = 0
-        state.history.append({"epoch": state.epoch, "step": state.step, **metrics})
+            state.epoch_losses = []
+        state.history.append({"epoch": state.epoch_label, "step": state.step, **metrics})
         for cb in callbacks:
             cb.on_epoch_end(state, metrics)
         if not finished:

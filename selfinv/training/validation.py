@@ -1,5 +1,9 @@
 """Self-supervised validation: the training loss on held-out measurements with fixed draws.
 
+A validation set that defines ``validation_loss(estimator, batch, physics)`` replaces the training loss by its
+own criterion: :class:`selfinv.training.holdout.HeldOutEntries` (held-out entries of the same measurements,
+for a single measurement) measures the prediction error on entries the network never saw.
+
 Every validation batch uses a generator seeded from ``(seed, batch index)``, so masks, recorruptions
 and perturbations are the same at every epoch and validation numbers are comparable. The model is in
 eval mode and the loss too (learned state such as the UNSURE multiplier is frozen). With ground truth,
@@ -60,6 +64,7 @@ def validate(
     model.eval()
     loss.eval()
     estimator = loss.test_model(model)
+    held_out = getattr(dataset, "validation_loss", None)  # selfinv.training.holdout.HeldOutEntries
     sums = torch.zeros(6, dtype=torch.float64)  # loss·n, n, psnr, ssim, psnr_base, ssim_base
     show = (sys.stderr.isatty() if progress is None else progress) and dist.is_main
     plan = batches(len(dataset), batch_size)
@@ -71,7 +76,10 @@ def validate(
             batch = collate([dataset[i] for i in mine]).to(device)
             physics = dataset.make_physics(batch.params).to(device)
             g = torch.Generator().manual_seed(seed * VALIDATION_STREAM + b)
-            value = loss(batch.y, physics, model, x=batch.x, y2=batch.y2, generator=g)
+            if held_out is not None:  # validation within the measurements: the error on held-out entries
+                value = held_out(estimator, batch, physics)
+            else:
+                value = loss(batch.y, physics, model, x=batch.x, y2=batch.y2, generator=g)
             n = len(mine)
             sums[0] += float(value) * n
             sums[1] += n

@@ -39,7 +39,9 @@ def test_compare_writes_the_results_schema(tmp_path):
     assert set(res["baseline"]) == {"psnr", "ssim"} and res["baseline"]["psnr"] > 0
     assert {"cpu", "threads", "torch"} <= set(res["machine"])
     assert res["config"]["physics"]["name"] == "denoising"
-    assert "| sure |" in (out / "results.md").read_text()
+    md = (out / "results.md").read_text()
+    assert "| sure |" in md and "| val loss |" not in md
+    assert "its own val loss¹" in md and "does not rank the rows" in md  # losses in different units are not compared
     assert (out / "comparison.png").stat().st_size > 0
     assert_one_line_error(run("compare", cfg, "--losses", "sure", "--out", out), "not empty")
 
@@ -50,6 +52,7 @@ def test_compare_records_a_failing_loss_and_continues(tmp_path):
     assert r.exit_code == 1  # not every loss worked ...
     res = json.loads((tmp_path / "cmp" / "results.json").read_text())  # ... but everything is written
     assert res["runs"][0]["error"] and res["runs"][0]["psnr"] is None
+    assert res["runs"][0]["run_dir"] is None and not (tmp_path / "cmp" / "runs" / "noise2noise").exists()  # no dead run
     assert res["runs"][1]["error"] is None and res["runs"][1]["psnr"] > 0
     assert_one_line_error(run("compare", cfg, "--losses", "sure,sur", "--out", tmp_path / "x"), "'sur'")
 

@@ -32,7 +32,7 @@ def cfg(tmp_path):
         (["noise={name: poisson}"], ["missing key 'noise.gain'"]),
         (["model.backbone.dept=3"], ["unknown key 'model.backbone.dept'", "did you mean 'depth'"]),
         (["loss={name: ei, transform: rotat}"], ["loss.transform.name = 'rotat'", "did you mean 'rotate'"]),
-        (["data.images=[brick]"], ["need at least 2"]),
+        (["data.val_holdout=0"], ["data.val_holdout", "greater than 0"]),
         (["data.images=[nope, brick]"], ["unknown image"]),
         (["training"], ["expected key=value"]),
         (["loss.name=blind_spot"], ["needs model.backbone.name = blindspot"]),
@@ -111,7 +111,8 @@ def test_checkpoint_from_another_model(trained, tmp_path):
     ckpt = load_checkpoint(run_dir / "best.pt")
     ckpt["config"]["model"]["backbone"]["width"] = 8
     save_checkpoint(tmp_path / "other.pt", {k: v for k, v in ckpt.items() if k != "format"})
-    assert_one_line_error(run("reconstruct", tmp_path / "other.pt", cfg, "-o", tmp_path / "o"), "other.pt", "do not fit")
+    np.save(tmp_path / "y.npy", np.zeros((1, 20, 20), np.float32))
+    assert_one_line_error(run("reconstruct", tmp_path / "other.pt", tmp_path / "y.npy", "-o", tmp_path / "o"), "other.pt", "do not fit")
     assert_one_line_error(run("evaluate", tmp_path / "other.pt", cfg), "do not fit")
     torch.save({"weights": torch.ones(3)}, tmp_path / "plain.pt")
     assert_one_line_error(run("evaluate", tmp_path / "plain.pt", cfg), "not a selfinv checkpoint")
@@ -128,3 +129,21 @@ def test_debug_shows_the_traceback_and_default_does_not(tmp_path):
     assert r.stderr.strip().splitlines() == [f"error: {tmp_path / 'missing.yaml'}: no such config file"]
     r = subprocess.run([*cmd, "--debug", "train", str(tmp_path / "missing.yaml")], capture_output=True, text=True)
     assert r.returncode != 0 and "Traceback" in r.stderr and "ConfigError" in r.stderr
+
+
+@pytest.mark.parametrize("cmd", [["compare", "--losses", "sure"], ["demo", "--quick"]], ids=lambda c: c[0])
+def test_a_device_this_machine_lacks_is_refused_before_any_folder(tmp_path, monkeypatch, cmd):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cfg = write_yaml(tmp_path / "c.yaml", tiny_denoising())
+    args = [cmd[0], *([cfg] if cmd[0] == "compare" else []), *cmd[1:], "--out", tmp_path / "out", "--device", "cuda"]
+    assert_one_line_error(run(*args), "--device cuda: CUDA is not available on this machine", "use --device cpu")
+    assert not (tmp_path / "out").exists()
+    assert_one_line_error(run(*args[:-1], "gpu"), "--device gpu: not a device name")
+
+
+def test_torch_device_errors_read_in_our_words():
+    from selfinv.cli._errors import error_line
+
+    line = error_line(AssertionError("Torch not compiled with CUDA enabled"))
+    assert line == "CUDA is not available on this machine (this torch is a CPU build); use --device cpu"
+    assert "no usable NVIDIA driver" in error_line(RuntimeError("Found no NVIDIA driver on your system. Please check ..."))

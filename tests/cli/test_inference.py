@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -107,3 +109,151 @@ def test_reconstruct_inpainting_needs_the_mask_of_the_measurement(tmp_path):
     # tiled: the mask travels with the measurement through the tiles
     r = run("reconstruct", ckpt, tmp_path / "y.npy", "-o", tmp_path / "o4", "--mask", tmp_path / "mask.npy", "--tile", "16")
     assert r.exit_code == 0, r.stderr
+
+
+# ---------------------------------------------------------------------- real files in, real files out (issue 11)
+def test_reconstruct_dicom_in_dicom_out(trained, tmp_path):
+    import pydicom
+
+    from tests.data.test_readers import _dicom
+
+    _, run_dir = trained
+    stored = np.clip(np.rint(noisy() * 4095), 0, 4095).astype(np.uint16)[0]
+    _dicom(tmp_path / "ct.dcm", stored, slope=1.0, intercept=-1024.0, bits=12, PatientName="Doe^Jane", PatientID="P-0042",
+           StudyInstanceUID="1.2.3.4", SeriesInstanceUID="1.2.3.4.5", SeriesDescription="low dose", ImageType=["ORIGINAL", "PRIMARY", "AXIAL"])
+    (tmp_path / "ct2.ima").write_bytes((tmp_path / "ct.dcm").read_bytes())  # Siemens' extension for DICOM
+    out = tmp_path / "out"
+    r = run("reconstruct", run_dir / "best.pt", tmp_path / "ct.dcm", tmp_path / "ct2.ima", "-o", out, "--no-progress")
+    assert r.exit_code == 0, r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["ct.dcm", "ct2.dcm"]
+    # the issue's case: CT in Hounsfield units through a model of photographs in [0, 1] is not silent
+    assert sum(line.startswith("warning: ct") for line in r.stderr_lines) == 2, r.stderr
+    x, info = read_image(tmp_path / "ct.dcm", return_info=True)
+    y, out_info = read_image(out / "ct.dcm", return_info=True)
+    assert y.shape == x.shape and out_info.dtype == info.dtype and not np.array_equal(x, y)
+    assert -1024 <= y.min() and y.max() <= 3071 and abs(y.mean() - x.mean()) < 0.1 * 4095  # Hounsfield units
+    a, b = pydicom.dcmread(tmp_path / "ct.dcm"), pydicom.dcmread(out / "ct.dcm")
+    assert (b.PatientName, b.PatientID, b.StudyInstanceUID) == (a.PatientName, a.PatientID, a.StudyInstanceUID)
+    assert b.SeriesInstanceUID != a.SeriesInstanceUID and b.SOPInstanceUID != a.SOPInstanceUID
+    assert b.SeriesDescription == "low dose (reconstructed by selfinv)" and b.ImageType[0] == "DERIVED"
+
+
+def test_reconstruct_keeps_tiff_tags_and_reads_keys_inside_paths(trained, tmp_path):
+    import scipy.io
+    import tifffile
+
+    _, run_dir = trained
+    y = noisy()
+    tifffile.imwrite(tmp_path / "m.tif", y[0], resolution=(50.0, 50.0), resolutionunit="CENTIMETER",
+                     description="slide 3", photometric="minisblack")
+    scipy.io.savemat(tmp_path / "s.mat", {"scan": {"img": y[0], "angles": np.arange(3.0)}})
+    r = run("reconstruct", run_dir / "best.pt", tmp_path / "m.tif", f"{tmp_path}/s.mat:scan.img", "-o", tmp_path / "out",
+            "--no-progress")
+    assert r.exit_code == 0, r.stderr
+    info = read_image(tmp_path / "out" / "m.tif", return_info=True)[1]
+    assert info.tags["resolution"] == (50.0, 50.0) and info.tags["resolution_unit"] == "centimeter"
+    assert info.tags["description"] == "slide 3"
+    x = np.load(tmp_path / "out" / "s.npy")
+    assert x.shape == (1, *y.shape[1:]) and abs(x.mean() - y.mean()) < 0.1
+    assert "s.mat:scan.img -> " in r.stderr
+
+
+def test_checkpoints_carry_training_statistics_and_reconstruct_warns_far_outside_them(trained, inputs, tmp_path):
+    import torch
+
+    from selfinv.cli.runs import restore
+
+    _, run_dir = trained
+    png, tif = inputs
+    stats = restore(run_dir / "best.pt").data_stats
+    assert set(stats) == {"p1", "p50", "p99", "mean", "std"} and stats["p1"] < stats["p50"] < stats["p99"]
+    # inputs like the training data: quiet
+    r = run("reconstruct", run_dir / "best.pt", png, tif, "-o", tmp_path / "o1", "--no-progress")
+    assert r.exit_code == 0 and not any(line.startswith(("warning:", "note: a.png", "note: b.tif")) for line in r.stderr_lines)
+    # the issue's case: a float file in other units (hundreds) given to a model trained on [0, 1]
+    write_image(tmp_path / "hu.tif", noisy() * 172)
+    r = run("reconstruct", run_dir / "best.pt", tmp_path / "hu.tif", "-o", tmp_path / "o2", "--no-progress")
+    assert r.exit_code == 0, r.stderr
+    warnings = [line for line in r.stderr_lines if line.startswith("warning:")]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: hu.tif: its values lie far outside")
+    # a checkpoint written before the statistics existed: no statistics, no warning
+    ckpt = torch.load(run_dir / "best.pt", weights_only=True)
+    del ckpt["data_stats"]
+    torch.save(ckpt, tmp_path / "old.pt")
+    assert restore(tmp_path / "old.pt").data_stats is None
+    r = run("reconstruct", tmp_path / "old.pt", tmp_path / "hu.tif", "-o", tmp_path / "o3", "--no-progress")
+    assert r.exit_code == 0 and "warning" not in r.stderr
+
+
+def test_failed_reconstruct_leaves_no_output_folder(trained, inputs, tmp_path):
+    _, run_dir = trained
+    png, _ = inputs
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(png.read_bytes()[:100])  # truncated: fails once the model is loaded
+    out = tmp_path / "new" / "out"
+    assert_one_line_error(run("reconstruct", run_dir / "best.pt", bad, "-o", out), "bad.png")
+    assert not (tmp_path / "new").exists()
+    assert_one_line_error(run("reconstruct", tmp_path / "nothing.pt", png, "-o", out), "nothing.pt")
+    assert not (tmp_path / "new").exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()  # a folder the user made stays
+    assert_one_line_error(run("reconstruct", run_dir / "best.pt", bad, "-o", kept), "bad.png")
+    assert kept.is_dir()
+    # a folder given as an input: our words, before anything else
+    assert_one_line_error(run("reconstruct", run_dir / "best.pt", tmp_path / "kept", "-o", out),
+                          "kept: is a folder, not a file")
+    assert not (tmp_path / "new").exists()
+
+
+def test_tile_must_be_larger_than_overlap(trained, inputs, tmp_path):
+    _, run_dir = trained
+    _, tif = inputs
+    line = assert_one_line_error(run("reconstruct", run_dir / "best.pt", tif, "-o", tmp_path / "o", "--tile", "16",
+                                     "--overlap", "16"), "--tile 16 must be larger than --overlap 16")
+    assert "smaller --overlap" in line and not (tmp_path / "o").exists()
+    # without --overlap, a small tile gets an overlap of half its side
+    r = run("reconstruct", run_dir / "best.pt", tif, "-o", tmp_path / "o", "--tile", "16")
+    assert r.exit_code == 0, r.stderr
+
+
+def test_device_errors_in_our_words(trained, inputs, tmp_path):
+    import torch
+
+    from selfinv.cli._device import check_device
+
+    _, run_dir = trained
+    png, _ = inputs
+    assert check_device("cpu") == torch.device("cpu")
+    assert_one_line_error(run("reconstruct", run_dir / "best.pt", png, "-o", tmp_path / "o", "--device", "gpu"),
+                          "--device gpu: not a device name; use cpu, cuda, cuda:N or mps")
+    if not torch.cuda.is_available():
+        line = assert_one_line_error(run("reconstruct", run_dir / "best.pt", png, "-o", tmp_path / "o", "--device", "cuda"),
+                                     "--device cuda: CUDA is not available on this machine", "use --device cpu")
+        assert f"torch {torch.__version__}" in line
+        assert_one_line_error(run("evaluate", run_dir / "best.pt", png, "--device", "cuda"), "CUDA is not available")
+    else:
+        n = torch.cuda.device_count()
+        assert_one_line_error(run("reconstruct", run_dir / "best.pt", png, "-o", tmp_path / "o", "--device", f"cuda:{n}"),
+                              f"--device cuda:{n}: this machine has {n} CUDA device")
+    assert not (tmp_path / "o").exists()
+
+
+DATA = os.environ.get("SELFINV_DATA")
+
+
+@pytest.mark.skipif(not DATA, reason="set SELFINV_DATA to the shared data folder to run")
+def test_real_ct_dicom_reconstructed_as_dicom(trained, tmp_path):
+    import pydicom
+
+    _, run_dir = trained
+    src = Path(DATA) / "ct_dicom_slices" / "CT_small.dcm"
+    r = run("reconstruct", run_dir / "best.pt", src, "-o", tmp_path / "out", "--no-progress")
+    assert r.exit_code == 0, r.stderr
+    x, info = read_image(src, return_info=True)
+    y, out_info = read_image(tmp_path / "out" / "CT_small.dcm", return_info=True)
+    assert y.shape == x.shape == (1, 128, 128) and out_info.dtype == info.dtype
+    a, b = pydicom.dcmread(src), pydicom.dcmread(tmp_path / "out" / "CT_small.dcm")
+    for keyword in ("PatientName", "PatientID", "StudyInstanceUID", "PixelSpacing", "ImagePositionPatient",
+                    "RescaleSlope", "RescaleIntercept", "BitsStored"):
+        assert b.get(keyword) == a.get(keyword), keyword
+    assert b.SeriesInstanceUID != a.SeriesInstanceUID and "reconstructed by selfinv" in b.SeriesDescription

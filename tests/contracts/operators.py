@@ -64,6 +64,25 @@ def _tomography(b, per_sample, dtype, g):
     return Tomography(7, 9, noise=_noise(b, per_sample, g)), torch.rand(b, 1, 9, 9, generator=g, dtype=dtype)
 
 
+def _tomography_per_sample_angles(b, per_sample, dtype, g):
+    from selfinv.physics.tomography import Tomography
+
+    angles = torch.rand(b if per_sample else 1, 6, generator=g, dtype=torch.float64) * 180  # one set per sample
+    op = Tomography(angles, 9, noise=_noise(b, per_sample, g), n_detectors=11)
+    return op, torch.rand(b, 2, 9, 9, generator=g, dtype=dtype)
+
+
+def _tomography_padded_angles(b, per_sample, dtype, g):
+    from selfinv.physics.tomography import Tomography
+
+    n = b if per_sample else 1
+    angles = torch.rand(n, 8, generator=g, dtype=torch.float64) * 360 - 90
+    lengths = torch.randint(3, 9, (n,), generator=g)  # sets of different lengths padded to 8
+    mask = torch.arange(8)[None, :] < lengths[:, None]
+    op = Tomography(angles, 8, noise=_noise(b, per_sample, g), angle_mask=mask)
+    return op, torch.rand(b, 1, 8, 8, generator=g, dtype=dtype)
+
+
 def _blur(b, per_sample, dtype, g):
     from selfinv.physics.blur import Blur, BlurKernelSampler
 
@@ -128,6 +147,8 @@ OPERATOR_CASES: dict[str, Case] = {
     "inpainting": Case(_inpainting),
     "mri": Case(_mri),
     "tomography": Case(_tomography, per_sample_params=False, dagger_rtol=1e-3),
+    "tomography_per_sample_angles": Case(_tomography_per_sample_angles, dagger_rtol=1e-3),
+    "tomography_padded_angles": Case(_tomography_padded_angles, dagger_rtol=1e-3),
     "blur": Case(_blur, shape_checked=False, dagger_rtol=1e-4),  # any image at least as large as the kernel is valid
     "cs_gaussian": Case(_cs_gaussian, per_sample_params=False),
     "cs_structured": Case(_cs_structured, per_sample_params=False),

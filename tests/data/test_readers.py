@@ -145,7 +145,8 @@ def test_hdf5_generic_dataset_and_axes_attribute(tmp_path):
 
 
 # ---------------------------------------------------------------------- DICOM
-def _dicom(path: Path, pixels: np.ndarray, slope=2.0, intercept=-100.0, bits=12, frames=None) -> None:
+def _dicom(path: Path, pixels: np.ndarray, slope=2.0, intercept=-100.0, bits=12, frames=None, **tags) -> None:
+    """A small uncompressed 16-bit DICOM (unsigned stored values); ``tags``: more elements by keyword."""
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
@@ -162,6 +163,8 @@ def _dicom(path: Path, pixels: np.ndarray, slope=2.0, intercept=-100.0, bits=12,
     if frames:
         ds.NumberOfFrames = frames
     ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+    for k, v in tags.items():
+        setattr(ds, k, v)
     ds.PixelData = pixels.astype(np.uint16).tobytes()
     ds.save_as(path, enforce_file_format=True)
 
@@ -327,6 +330,115 @@ def test_list_images_takes_glob_patterns_over_subject_folders(tmp_path):
     assert list_images(f"{tmp_path}/*/*.png") == []
 
 
+# ---------------------------------------------------------------------- metadata, keys in paths, quiet failures
+def test_info_records_what_the_channel_axis_means(tmp_path):
+    iio.imwrite(tmp_path / "c.png", RNG.integers(0, 256, size=(6, 7, 3), dtype=np.uint8))
+    assert read_image(tmp_path / "c.png", return_info=True)[1].channel_axis == "color"
+    iio.imwrite(tmp_path / "g.png", ramp())
+    assert read_image(tmp_path / "g.png", return_info=True)[1].channel_axis is None
+    coils = (RNG.standard_normal((1, 6, 5, 3)) + 0j).astype(np.complex64)
+    _cfl(tmp_path / "ksp", coils)
+    k, kinfo = read_image(tmp_path / "ksp.cfl", return_info=True)
+    assert k.shape == (3, 6, 5) and kinfo.channel_axis == "coil"  # BART's C: receive coils, not colours
+    with h5py.File(tmp_path / "multi.h5", "w") as f:
+        f["kspace"] = (RNG.standard_normal((2, 4, 6, 5)) + 0j).astype(np.complex64)
+    assert read_image(tmp_path / "multi.h5", key="kspace", return_info=True)[1].channel_axis == "coil"
+    tifffile.imwrite(tmp_path / "rgb.tif", RNG.integers(0, 256, size=(6, 7, 3), dtype=np.uint8), photometric="rgb")
+    assert read_image(tmp_path / "rgb.tif", return_info=True)[1].channel_axis == "color"
+
+
+def test_tiff_tags_are_kept_and_written_back(tmp_path):
+    stack = ramp(3 * 8, 10, dtype=np.uint16, top=60000).reshape(3, 8, 10)
+    tifffile.imwrite(tmp_path / "t.tif", stack, photometric="minisblack", resolution=(300.0, 150.0),
+                     resolutionunit="CENTIMETER", description="mouse 7, 40x, µm".encode(), metadata={"axes": "TYX"})
+    x, info = read_image(tmp_path / "t.tif", return_info=True)
+    assert x.shape == (3, 1, 8, 10)
+    assert info.tags == {"axes": "TYX", "resolution": (300.0, 150.0), "resolution_unit": "centimeter",
+                         "description": "mouse 7, 40x, µm"}
+    write_image(tmp_path / "out.tif", x[::-1], like=info)
+    y, out_info = read_image(tmp_path / "out.tif", return_info=True)
+    assert np.array_equal(y, x[::-1]) and out_info == info
+    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
+        assert tif.series[0].axes == "TYX" and tif.pages[0].description == "mouse 7, 40x, µm"
+    # tifffile's own JSON description is not an author's description; default resolution is not a tag worth keeping
+    tifffile.imwrite(tmp_path / "plain.tif", stack[0])
+    assert read_image(tmp_path / "plain.tif", return_info=True)[1].tags == {"axes": "YX"}
+    iio.imwrite(tmp_path / "pil.tif", ramp(), plugin="pillow")  # no resolution tags at all
+    assert "resolution" not in read_image(tmp_path / "pil.tif", return_info=True)[1].tags
+    # axes that do not fit the array written are not forced on it
+    write_image(tmp_path / "one.tif", x[0], like=info)
+    with tifffile.TiffFile(tmp_path / "one.tif") as tif:
+        assert tif.series[0].axes == "YX"
+
+
+def test_image_info_json_old_dicts_and_repr():
+    import json
+
+    info = ImageInfo("uint16", 16, (0.0, 65535.0), channel_axis="channel", tags={"resolution": [2, 2], "axes": "CYX"},
+                     source="/data/a.dcm")
+    d = json.loads(json.dumps(info.to_dict()))
+    assert ImageInfo.from_dict(d) == info and d["tags"]["resolution"] == [2.0, 2.0]
+    old = {"dtype": "uint8", "bit_depth": 8, "data_range": [0, 255]}  # written before the metadata fields
+    assert ImageInfo.from_dict(old) == ImageInfo.for_dtype("uint8") and ImageInfo.for_dtype("uint8").to_dict() == {
+        **old, "data_range": [0.0, 255.0]}
+    assert repr(ImageInfo.for_dtype("uint8")) == "ImageInfo(dtype='uint8', bit_depth=8, data_range=(0.0, 255.0))"
+    assert "source='/data/a.dcm'" in repr(info)
+    hash(info)  # frozen and hashable (tags are left out of the hash)
+    with pytest.raises(ValueError, match="channel_axis"):
+        ImageInfo("uint8", 8, (0.0, 255.0), channel_axis="colour")
+
+
+def test_key_inside_the_path(tmp_path):
+    from selfinv.data.readers import split_key
+
+    np.savez(tmp_path / "set.npz", y=np.ones((2, 4, 5)), mask=np.zeros((4, 5)))
+    with h5py.File(tmp_path / "scan.h5", "w") as f:
+        f["a"] = np.zeros((4, 5), np.float32)
+        f["g/b"] = np.ones((3, 4, 5), np.float32)
+    assert read_image(f"{tmp_path}/set.npz:y").shape == (2, 4, 5)
+    assert read_image(tmp_path / "set.npz:mask").shape == (1, 4, 5)
+    assert read_image(f"{tmp_path}/scan.h5:g/b").shape == (3, 4, 5)
+    assert split_key(f"{tmp_path}/scan.h5:a", "a") == (tmp_path / "scan.h5", "a")
+    with pytest.raises(ValueError, match=r"scan.h5: two keys given \('a' in the path and key='g/b'\)"):
+        read_image(f"{tmp_path}/scan.h5:a", key="g/b")
+    with pytest.raises(ValueError, match="scan.h5: has no dataset 'nope'"):
+        read_image(f"{tmp_path}/scan.h5:nope")
+    # no split: the part before the colon is not an existing file of a known extension, or the whole path exists
+    (tmp_path / "notes.txt").write_text("")
+    assert split_key(f"{tmp_path}/notes.txt:a") == (Path(f"{tmp_path}/notes.txt:a"), None)
+    assert split_key(f"{tmp_path}/missing.npz:y") == (Path(f"{tmp_path}/missing.npz:y"), None)
+    np.save(tmp_path / "odd.npy:x.npy", np.zeros((2, 2)))  # a file whose name holds a colon reads as it is
+    (tmp_path / "odd.npy").write_bytes(b"")
+    assert read_image(tmp_path / "odd.npy:x.npy").shape == (1, 2, 2)
+    with pytest.raises(ValueError, match="a.png: key= applies to NPZ, HDF5 and MAT files only"):
+        iio.imwrite(tmp_path / "a.png", ramp())
+        read_image(f"{tmp_path}/a.png:k")
+
+
+def test_a_folder_where_a_file_is_expected(tmp_path):
+    (tmp_path / "scans").mkdir()
+    (tmp_path / "vol.tif").mkdir()
+    for folder in (tmp_path / "scans", tmp_path / "vol.tif"):
+        with pytest.raises(ValueError, match=f"{folder.name}: is a folder, not a file \\(give the files inside it"):
+            read_image(folder)
+
+
+def test_truncated_tiff_is_one_error_and_nothing_logged(tmp_path, caplog):
+    import logging
+
+    with tifffile.TiffWriter(tmp_path / "p.tif") as w:
+        for _ in range(3):
+            w.write(ramp(64, 64), photometric="minisblack")
+    data = (tmp_path / "p.tif").read_bytes()
+    caplog.set_level(logging.DEBUG)
+    for cut in range(64, len(data), 256):  # several cuts land in an IFD, where tifffile logs before raising
+        (tmp_path / "cut.tif").write_bytes(data[:cut])
+        with pytest.raises(ValueError, match="cut.tif: cannot read the TIFF file"):
+            read_image(tmp_path / "cut.tif")
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("tifffile")] == []
+    assert logging.getLogger("tifffile").level == logging.NOTSET  # the logger is given back as it was
+
+
 # ---------------------------------------------------------------------- the real data (SELFINV_DATA)
 DATA = os.environ.get("SELFINV_DATA")
 real = pytest.mark.skipif(not DATA, reason="set SELFINV_DATA to the shared data folder to run")
@@ -342,7 +454,8 @@ def test_real_png_set12():
 @real
 def test_real_tiff_mcmaster():
     x, info = read_image(Path(DATA) / "mcmaster18_color" / "1.tif", return_info=True)
-    assert x.shape == (3, 500, 500) and info == ImageInfo("uint8", 8, (0.0, 255.0))
+    assert x.shape == (3, 500, 500) and (info.dtype, info.bit_depth, info.data_range) == ("uint8", 8, (0.0, 255.0))
+    assert info.channel_axis == "color" and info.tags == {"axes": "YXS", "resolution": (72.0, 72.0), "resolution_unit": "inch"}
     assert 0 <= x.min() and x.max() <= 255 and x.std() > 10
 
 

@@ -1,0 +1,268 @@
+r"""Measurement sets from the files users have, normalised so that networks and metrics see values near [0, 1].
+
+:func:`load_measurements` accepts every way real measurements arrive:
+
+* a measurement set written by :meth:`~selfinv.data.datasets.PhysicsDataset.save` (``.npz``/``.h5`` holding
+  ``y`` and per-sample parameters), or a folder with ``y/`` (and ``x/``, ``y2/``, one folder per parameter,
+  ``meta.json``) — see :mod:`selfinv.data.datasets`;
+* image files holding y: a folder of them, a glob pattern (``raw/*.tif``), or one file; stacks give one
+  measurement per slice; ``key`` (or ``FILE:KEY``) chooses the array of an ``.h5``/``.npz``/``.mat`` file.
+
+When the operator needs a mask and none is given (k-space or an image with missing pixels stored as zeros), the
+mask is taken from the zeros of y: an entry is acquired where any channel (coil) of y is non-zero
+(:func:`mask_from_zeros`), and a warning says so.
+
+Normalisation ``"auto"`` (:func:`auto_normalization`): 8-bit files keep the usual ``/ 255``; anything else
+(16-bit counts, floats, complex k-space) is divided by a robust scale, the 99.5th percentile of the magnitude of
+the back-projection (:math:`A^H y`, filtered for tomography) over the first measurements, so that the images the
+network produces lie in about [0, 1] whatever the scanner's units (raw k-space is often ~1e5 or more). The
+scale is recorded in ``dataset.normalization`` (and in checkpoints) and undone on output.
+
+Example:
+    >>> import numpy as np, pathlib, tempfile, torch
+    >>> from selfinv.physics import MRI
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> k = np.zeros((1, 8, 8), np.complex64); k[..., ::2] = 3e5 * (1 + 1j)     # raw units, every other line
+    >>> np.save(folder / "scan.npy", k)
+    >>> ds = load_measurements(folder / "scan.npy", "mri")                    # doctest: +ELLIPSIS
+    ...
+    >>> float(ds.params.get("mask", ds.physics_template.mask).mean()), ds.normalization.scale > 1e4
+    (0.5, True)
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from selfinv.data.normalization import Normalization
+from selfinv.data.readers import ImageInfo, list_images, read_image
+
+__all__ = ["MASK_FROM_ZEROS", "auto_normalization", "load_measurements", "mask_from_zeros", "split_key"]
+
+#: the note attached to a mask derived from the zeros of y
+MASK_FROM_ZEROS = "no mask given: the mask is taken from the zeros of the measurements (acquired where any channel is non-zero)"
+
+
+def split_key(spec: str | os.PathLike, key: str | None = None) -> tuple[Path, str | None]:
+    """``"file.h5:kspace"`` → (``file.h5``, ``"kspace"``); a plain path keeps ``key``. Only a colon after an
+    existing file splits (a folder or file name may contain colons)."""
+    text = str(spec)
+    head, sep, tail = text.rpartition(":")
+    if sep and head and Path(head).expanduser().is_file() and not Path(text).exists():
+        if key is not None and key != tail:
+            raise ValueError(f"{Path(head).name}: two keys given ({tail!r} in the path and {key!r})")
+        return Path(head).expanduser(), tail
+    return Path(text).expanduser(), key
+
+
+def mask_from_zeros(y: torch.Tensor) -> torch.Tensor:
+    """The acquired entries of zero-filled measurements y (N, C, H, W): (N, 1, H, W) float, 1 where any channel
+    (coil) is non-zero. Exact for k-space (a measured sample is never exactly 0 in practice); for images with
+    missing pixels stored as 0, a truly black measured pixel is taken as missing."""
+    if y.ndim != 4:
+        raise ValueError(f"mask_from_zeros: expected measurements (N, C, H, W), got shape {tuple(y.shape)}")
+    return (y != 0).any(dim=1, keepdim=True).to(torch.float32)
+
+
+def _requires_mask(cls) -> bool:
+    try:
+        p = inspect.signature(cls.__init__).parameters.get("mask")
+    except (TypeError, ValueError):  # pragma: no cover
+        return False
+    return p is not None and p.default is inspect.Parameter.empty
+
+
+def physics_from(physics, params: dict[str, torch.Tensor], noise, y: torch.Tensor | None, where: str):
+    """The operator of a measurement set: ``physics`` (an operator, a class, a registry name or a factory
+    ``(noise=None, [y=None,] **arrays)``) with the set's per-sample ``params``; a required mask that nobody
+    gave comes from the zeros of ``y``."""
+    from selfinv.physics import OPERATORS
+    from selfinv.physics.base import LinearOperator
+
+    if isinstance(physics, LinearOperator) or physics is None:
+        raise TypeError("physics_from: give a class, a registry name or a factory")
+    if isinstance(physics, str):
+        if physics not in OPERATORS:
+            raise ValueError(f"{where}: unknown operator {physics!r}; known: {', '.join(OPERATORS)}")
+        physics = OPERATORS[physics]
+    kwargs = dict(params)
+    if isinstance(physics, type):
+        if _requires_mask(physics) and "mask" not in kwargs and y is not None:
+            kwargs["mask"] = mask_from_zeros(y)
+            warnings.warn(f"{where}: {MASK_FROM_ZEROS}", stacklevel=3)
+        return physics(**kwargs, noise=noise)
+    try:
+        takes_y = "y" in inspect.signature(physics).parameters
+    except (TypeError, ValueError):  # pragma: no cover
+        takes_y = False
+    return physics(**kwargs, noise=noise, **({"y": y} if takes_y else {}))
+
+
+def _back_projection(physics, y: torch.Tensor) -> torch.Tensor:
+    fbp = getattr(physics, "fbp", None)
+    with torch.no_grad():
+        return fbp(y) if callable(fbp) else physics.A_adjoint(y)
+
+
+def auto_normalization(y: torch.Tensor, physics, infos: list[ImageInfo | None] | None = None, n_max: int = 16,
+                       where: str = "measurements") -> Normalization:
+    """The ``"auto"`` normalisation of measurements y through ``physics`` (module docstring): ``/ 255`` when
+    every file is 8-bit, else the robust scale of the back-projection of the first ``n_max`` measurements
+    (scale only: an offset breaks y = A x)."""
+    if infos and all(i is not None and i.bit_depth == 8 for i in infos):
+        return Normalization(scale=255.0)
+    op = physics.select(slice(0, min(n_max, y.shape[0]))) if physics.batch_size else physics
+    try:
+        return Normalization.robust(_back_projection(op, y[:n_max]))
+    except ValueError as e:
+        raise ValueError(f"{where}: the measurements do not fit the {type(op).__name__} operator: {e}") from None
+
+
+def _read_files(files: list[Path], key: str | None, where: str) -> tuple[list[np.ndarray], list[str], list[ImageInfo]]:
+    arrays, names, infos = [], [], []
+    for f in files:
+        arr, info = read_image(f, key=key, return_info=True)
+        slices = list(arr) if arr.ndim == 4 else [arr]
+        arrays += slices
+        names += [f"{f.name}[{i}]" for i in range(len(slices))] if arr.ndim == 4 else [f.name]
+        infos += [info] * len(slices)
+    if not arrays:
+        raise ValueError(f"{where}: no measurements")
+    return arrays, names, infos
+
+
+def _coil_check(infos: list[ImageInfo], physics_name: str | None, channels: int, where: str) -> None:
+    coils = [i for i in infos if getattr(i, "channel_axis", None) == "coil"]
+    if coils and channels > 1 and physics_name in ("mri", "MRI"):
+        raise ValueError(
+            f"{where}: holds k-space of {channels} receive coils; the mri operator is single-coil and would treat "
+            "the coils as independent images (channels). Combine the coils first (e.g. coil-compress to one virtual "
+            "coil) or use a multi-coil (SENSE) operator"
+        )
+
+
+def load_measurements(
+    path: str | os.PathLike,
+    physics="denoising",
+    *,
+    key: str | None = None,
+    noise=None,
+    normalization: Normalization | str | None = "auto",
+):
+    """A :class:`~selfinv.data.datasets.MeasurementDataset` from a measurement set or from image files (module
+    docstring).
+
+    Args:
+        path: a measurement set (``.npz``/``.h5`` with ``y``, or a folder with ``y/``), a folder or glob of image
+            files, or one file (``FILE:KEY`` picks an array).
+        physics: the operator: a registry name, a class or a factory ``(noise=None, [y=None,] **arrays)``
+            called with the set's per-sample arrays (an instance: its parameters are replaced by the set's).
+        key: the array of ``.h5``/``.npz``/``.mat`` files holding y.
+        noise: the noise model (default: the set's recorded one, else the operator's).
+        normalization: ``"auto"`` (module docstring), ``"range"`` (the file type's range: 8-bit / 255, floats
+            unchanged), ``"none"``, or a :class:`Normalization`. A set written by ``save`` is already normalised.
+    """
+    from selfinv.data.datasets import MeasurementDataset, _check_same_shape, _file_normalization
+
+    p, key = split_key(path, key)
+    where = p.name or str(p)
+    explicit = normalization if isinstance(normalization, Normalization) else None
+    if normalization == "none":
+        explicit = Normalization.identity()
+    elif not (isinstance(normalization, Normalization) or normalization in ("auto", "range", None)):
+        raise ValueError(f"load_measurements: normalization must be 'auto', 'range', 'none' or a Normalization, got {normalization!r}")
+    text = str(p)
+    is_set = p.is_file() and key is None and p.suffix.lower() in (".npz", ".h5", ".hdf5") and _holds_y(p)
+    if (p.is_dir() and (p / "y").is_dir()) or is_set:
+        loader = MeasurementDataset.from_folder if p.is_dir() else MeasurementDataset.load
+        stored = is_set and _stored_normalization(p)
+        ds = loader(p, physics=physics, noise=noise, normalization=None if stored else explicit)
+        if explicit is None and normalization == "auto" and not stored and ds.normalization.scale != 255.0:
+            _rescale(ds, auto_normalization(ds.y, ds.make_physics(ds.params), where=where))
+        return ds
+    if p.is_dir():
+        files = list_images(p)
+    elif any(c in text for c in "*?["):
+        files = list_images(text)
+    elif p.is_file():
+        files = [p]
+    else:
+        raise ValueError(f"{where}: no such file or folder ({p})")
+    if not files:
+        raise ValueError(f"{where}: holds no readable measurement files")
+    arrays, names, infos = _read_files(files, key, where)
+    ts = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
+    _check_same_shape(names, ts, "measurements", "crop or pad them to one size, or use one data set per size")
+    y = torch.stack(ts)
+    name = physics if isinstance(physics, str) else getattr(physics, "__name__", None)
+    _coil_check(infos, name, int(y.shape[1]) if y.ndim == 4 else 1, where)
+    op = physics_from(physics, {}, noise, y, where) if not _is_operator(physics) else physics
+    if explicit is None and normalization == "auto":
+        explicit = auto_normalization(y, op, infos, where=where)
+    elif explicit is None:
+        explicit = _file_normalization(infos, names, "measurements", measurements=True)
+    return MeasurementDataset(list(ts), op if noise is None or not _is_operator(physics) else op.with_noise(noise),
+                              normalization=explicit, names=names)
+
+
+def _is_operator(physics) -> bool:
+    from selfinv.physics.base import LinearOperator
+
+    return isinstance(physics, LinearOperator)
+
+
+def _stored_normalization(path: Path) -> bool:
+    """Whether a measurement set records its normalisation (written by ``save``: already normalised)."""
+    import json
+
+    try:
+        if path.suffix.lower() == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
+        else:
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                text = f.attrs.get("meta")
+            meta = json.loads(text) if text is not None else {}
+    except Exception:  # unreadable: the loader says why
+        return False
+    return isinstance(meta, dict) and meta.get("normalization") is not None
+
+
+def _holds_y(path: Path) -> bool:
+    try:
+        if path.suffix.lower() == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                return "y" in z.files
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            return "y" in f
+    except Exception:  # unreadable: the reader says why
+        return False
+
+
+def _rescale(ds, norm: Normalization) -> None:
+    """Divide a measurement set (y, x, y2) by ``norm.scale`` in place and record it."""
+    s = norm.scale
+    ds.y = ds.y / s
+    if ds.x is not None:
+        ds.x = ds.x / s
+    if ds.y2 is not None:
+        ds.y2 = ds.y2 / s
+    ds.normalization = Normalization(scale=ds.normalization.scale * s)
+
+
+def describe_scale(norm: Normalization) -> str:
+    """One phrase for logs: how the data were normalised."""
+    if norm.is_identity:
+        return "not normalised"
+    return f"divided by {norm.scale:.4g}" + (f" after subtracting {norm.offset:.4g}" if norm.offset else "")
+
