@@ -340,7 +340,7 @@ def _print_table(results: dict[str, Any], labels: dict[str, str] | None = None) 
 # ---------------------------------------------------------------------- demo
 DEMO = {
     "full": {"steps": 1200, "patch_size": 40, "patches_per_image": 8, "test_size": 256, "width": 16},
-    "quick": {"steps": 100, "patch_size": 32, "patches_per_image": 4, "test_size": 128, "width": 16},
+    "quick": {"steps": 60, "patch_size": 32, "patches_per_image": 4, "test_size": 96, "width": 16},
 }
 
 
@@ -378,7 +378,7 @@ def _demo_folder(out: Path | None) -> Path:
 @guarded
 def demo(
     loss: Annotated[str, typer.Option("--loss", help="The self-supervised loss to train (beside the supervised reference).")] = "sure",
-    quick: Annotated[bool, typer.Option("--quick", help="A 30-second smoke run (fewer steps, smaller test crops).")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="A smoke run of about 10 seconds (60 steps per model, 96-pixel test crops; the full demo takes about 1.5 minutes on 2 CPU cores).")] = False,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Report folder (default: ./selfinv-demo, numbered if it exists).")] = None,
     device: Annotated[str | None, typer.Option("--device")] = None,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress")] = None,

@@ -41,24 +41,12 @@ import numpy as np
 import torch
 
 from selfinv.data.normalization import Normalization
-from selfinv.data.readers import ImageInfo, list_images, read_image
+from selfinv.data.readers import ImageInfo, list_images, read_image, split_key
 
 __all__ = ["MASK_FROM_ZEROS", "auto_normalization", "load_measurements", "mask_from_zeros", "split_key"]
 
 #: the note attached to a mask derived from the zeros of y
 MASK_FROM_ZEROS = "no mask given: the mask is taken from the zeros of the measurements (acquired where any channel is non-zero)"
-
-
-def split_key(spec: str | os.PathLike, key: str | None = None) -> tuple[Path, str | None]:
-    """``"file.h5:kspace"`` → (``file.h5``, ``"kspace"``); a plain path keeps ``key``. Only a colon after an
-    existing file splits (a folder or file name may contain colons)."""
-    text = str(spec)
-    head, sep, tail = text.rpartition(":")
-    if sep and head and Path(head).expanduser().is_file() and not Path(text).exists():
-        if key is not None and key != tail:
-            raise ValueError(f"{Path(head).name}: two keys given ({tail!r} in the path and {key!r})")
-        return Path(head).expanduser(), tail
-    return Path(text).expanduser(), key
 
 
 def mask_from_zeros(y: torch.Tensor) -> torch.Tensor:
@@ -185,6 +173,8 @@ def load_measurements(
         ds = loader(p, physics=physics, noise=noise, normalization=None if stored else explicit)
         if explicit is None and normalization == "auto" and not stored and ds.normalization.scale != 255.0:
             _rescale(ds, auto_normalization(ds.y, ds.make_physics(ds.params), where=where))
+        elif stored and explicit is not None and explicit.scale != ds.normalization.scale:
+            _rescale(ds, Normalization(explicit.scale / ds.normalization.scale))  # into the given units (a model's)
         return ds
     if p.is_dir():
         files = list_images(p)

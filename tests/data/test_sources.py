@@ -134,3 +134,13 @@ def test_real_brain_kspace_is_refused_as_single_coil():
 
     with pytest.raises(ValueError, match="8 receive coils"):
         load_measurements(Path(DATA) / "mri_bart_brain_kspace" / "ksp.cfl", "mri")
+
+
+def test_a_saved_set_is_brought_into_a_given_normalisation(tmp_path):
+    """A model trained on raw k-space (auto scale s) evaluates a saved set in its own units: y_raw / s."""
+    k, mask = kspace()
+    raw = MeasurementDataset(torch.from_numpy(k), MRI(torch.from_numpy(mask)))
+    raw.save(tmp_path / "set.npz")
+    back = load_measurements(tmp_path / "set.npz", "mri", normalization=Normalization(4.0))
+    assert back.normalization == Normalization(4.0)
+    torch.testing.assert_close(back.y, raw.y / 4.0)
