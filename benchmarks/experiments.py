@@ -47,7 +47,7 @@ EXPERIMENTS: dict[str, dict] = {
                       misspecified_gaussian("{name: poisson, gain: 0.05}")]},
             {"key": "poisson_gaussian", "heading": "Poisson-Gaussian, gain 0.05 and σ = 0.05", "config": "noise_models.yaml",
              "set": ["noise={name: poisson_gaussian, gain: 0.05, sigma: 0.05}"],
-             "runs": ["supervised", "sure", "unsure_pg", ("unsure_pg-step1e-3", ["loss.name=unsure_pg", "loss.step_size=0.001"]),
+             "runs": ["supervised", "sure", "unsure_pg",
                       "neighbor2neighbor",
                       misspecified_gaussian("{name: poisson_gaussian, gain: 0.05, sigma: 0.05}", 0.16)]},
             {"key": "gamma", "heading": "Gamma, shape ℓ = 10 (y = x·G/ℓ, G ~ Gamma(ℓ))", "config": "noise_models.yaml",
@@ -69,7 +69,7 @@ EXPERIMENTS: dict[str, dict] = {
         "parts": [
             {"key": "white", "heading": "White Gaussian noise, σ = 25/255 hidden from UNSURE", "config": "unknown_noise.yaml",
              "analysis": "unsure_eta",
-             "runs": ["supervised", "sure", "unsure", ("unsure-step1e-3", ["loss.name=unsure", "loss.step_size=0.001"]),
+             "runs": ["supervised", "sure", "unsure",
                       ("sure-half-sigma", ["loss.name=sure", f"noise={{name: gaussian, sigma: {SIGMA25 / 2}}}",
                                            f"data.true_noise={{name: gaussian, sigma: {SIGMA25}}}"]),
                       ("sure-double-sigma", ["loss.name=sure", f"noise={{name: gaussian, sigma: {SIGMA25 * 2}}}",

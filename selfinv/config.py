@@ -76,10 +76,13 @@ TRANSFORMS: dict[str, type[Transform]] = {"shift": Shift, "rotate": Rotate, "ref
 #: fixed blur kernels by config name (``kernel: {kind: gaussian, sigma: 1.5}``)
 KERNELS: dict[str, Callable[..., torch.Tensor]] = {"gaussian": gaussian_kernel, "box": box_kernel, "motion": motion_kernel}
 
-#: losses that need a particular backbone (they check a property of the network)
+#: the default backbone of the losses that need a particular one (their ``needs_backbone``: a blind-spot
+#: network, a bottleneck, no skip connection from the input)
 LOSS_BACKBONES: dict[str, dict[str, Any]] = {
     "blind_spot": {"name": "blindspot", "width": 16, "depth": 2},
     "autoencoder": {"name": "autoencoder", "width": 16, "depth": 2, "bottleneck": 4},
+    # the output is the score s(y), not an image: no skip connection from the input (residual=False)
+    "noise2score": {"name": "dncnn", "depth": 8, "width": 32, "batch_norm": False, "residual": False},
 }
 
 #: operators whose measurements are image-shaped and local (a pixel of y depends on nearby pixels of x):

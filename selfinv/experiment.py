@@ -23,7 +23,6 @@ from pydantic import BaseModel, ValidationError
 from selfinv.config import (
     _SIZE_ARGS,
     KERNELS,
-    LOSS_BACKBONES,
     TRANSFORMS,
     Config,
     ConfigError,
@@ -274,6 +273,24 @@ def build_loss(cfg: Config, sampler=None, img_shape: tuple[int, int, int] = (1, 
     for w, t in terms[1:]:
         total = total + w * t
     return total
+
+
+def unmet_backbone_needs(cfg: Config) -> str | None:
+    """What of its loss's ``needs_backbone`` the config's model lacks, in words (None: all met). Such losses
+    also need the network without a physics wrapper."""
+    needs = LOSSES[cfg.loss.name].needs_backbone
+    if not needs:
+        return None
+    backbone = cfg.model.backbone.model_dump(mode="json")
+    wrong = [f"model.backbone.{k} = {str(v).lower() if isinstance(v, bool) else v}"
+             for k, v in needs.items() if backbone.get(k, object()) != v]
+    if cfg.model.wrapper.name != "none":
+        wrong.append("model.wrapper = none")
+    if not wrong:
+        return None
+    got = ", ".join(f"{k} {backbone.get(k)!r}" for k in needs if k != "name")
+    return (f"{' and '.join(wrong)} (got {cfg.model.backbone.name}{' with ' + got if got else ''} in "
+            f"{cfg.model.wrapper.name}; LOSS_BACKBONES has a default)")
 
 
 def fbp_init(y: torch.Tensor, physics) -> torch.Tensor:
@@ -768,12 +785,9 @@ def build_experiment(cfg: Config) -> Experiment:
     resolved = cfg.model_dump(mode="json")
     resolved["model"]["wrapper"] = resolve_wrapper(cfg)
     cfg = parse_config(resolved)
-    needed = LOSS_BACKBONES.get(cfg.loss.name)
-    if needed is not None and (cfg.model.backbone.name != needed["name"] or cfg.model.wrapper.name != "none"):
-        raise ConfigError(
-            f"config: loss {cfg.loss.name} needs model.backbone.name = {needed['name']} and model.wrapper = none "
-            f"(got {cfg.model.backbone.name} in {cfg.model.wrapper.name})"
-        )
+    unmet = unmet_backbone_needs(cfg)
+    if unmet:
+        raise ConfigError(f"config: loss {cfg.loss.name} needs {unmet}")
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, img_shape[0], is_complex)
     loss = build_loss(cfg, sampler, img_shape)

@@ -34,12 +34,18 @@ def loss_config(cfg, name: str, run_dir: Path, steps: int | None, n_train: int):
     is the config's loss), the backbone a loss requires, and the step budget."""
     from selfinv.config import LOSS_BACKBONES, parse_config
     from selfinv.experiment import resolve_wrapper, steps_to_epochs
+    from selfinv.losses import LOSSES
 
     data = cfg.model_dump(mode="json")
     data["model"]["wrapper"] = resolve_wrapper(cfg)
     data["loss"] = switch_loss(data["loss"], name)
-    if name in LOSS_BACKBONES:
-        data["model"] = {"backbone": LOSS_BACKBONES[name], "wrapper": {"name": "none"}}
+    needs = LOSSES[name].needs_backbone
+    if needs:  # keep the base network where it can meet the loss's needs (same size for every loss), else the default
+        backbone = data["model"]["backbone"]
+        fits = "name" not in needs or needs["name"] == backbone["name"]
+        settable = all(k == "name" or k in backbone for k in needs)
+        data["model"] = {"backbone": {**backbone, **needs} if fits and settable else LOSS_BACKBONES[name],
+                         "wrapper": {"name": "none"}}
     t = data["training"]
     t["run_dir"] = str(run_dir)
     t["patience"] = None  # the same budget for every loss

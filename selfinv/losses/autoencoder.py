@@ -31,6 +31,7 @@ class AutoencoderLoss(Loss):
         0
     """
 
+    needs_backbone = {"name": "autoencoder"}  # noqa: RUF012  (read-only class fact)
     info = LossInfo(
         train_evals=1,
         test_evals=1,

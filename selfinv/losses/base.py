@@ -110,6 +110,9 @@ class Loss(nn.Module):
     """Base class. Subclasses set ``info`` and implement ``_loss(ctx) -> scalar``."""
 
     info: LossInfo
+    #: what the loss needs of the network's backbone, as config keys that must hold (e.g. ``{"name": "blindspot"}``
+    #: or ``{"residual": False}``); such losses also take the network without a physics wrapper
+    needs_backbone: dict = {}  # noqa: RUF012  (read-only class fact)
 
     def forward(
         self,
@@ -147,6 +150,31 @@ class Loss(nn.Module):
         """The test-time estimator: the model itself unless the method prescribes another."""
         return model
 
+    # -- hooks for the training loop ------------------------------------------
+    def monitored(self) -> dict[str, float]:
+        """Values worth logging after a step (e.g. UNSURE's learned noise level), by name; empty for most losses.
+
+        A loss made of other losses (a sum, a wrapper) reports its parts' values, merged; a name that
+        two parts share is kept for the first and suffixed ``_2``, ``_3``, ... for the others.
+        ``fit`` writes them to ``steps.csv`` (every step) and to the epoch's metrics (``metrics.csv``,
+        the history, TensorBoard).
+        """
+        out: dict[str, float] = {}
+        for part in _parts(self):
+            for key, value in part.monitored().items():
+                name, k = key, 2
+                while name in out:
+                    name, k = f"{key}_{k}", k + 1
+                out[name] = value
+        return out
+
+    def set_lr_factor(self, factor: float) -> None:
+        """The optimiser's learning rate relative to its initial value (1 at the start; ``fit`` calls this
+        before every training step). Losses with learned state that must follow the schedule (UNSURE's
+        multipliers) read it; the default passes it on to the parts of a composite loss."""
+        for part in _parts(self):
+            part.set_lr_factor(factor)
+
     # -- algebra -----------------------------------------------------------
     def __add__(self, other: Loss) -> Loss:
         if not isinstance(other, Loss):
@@ -159,6 +187,15 @@ class Loss(nn.Module):
         return SumLoss([(float(weight), self)])
 
     __rmul__ = __mul__
+
+
+def _parts(module: nn.Module):
+    """The losses directly inside ``module`` (through containers such as ``nn.ModuleList``, not into losses)."""
+    for child in module.children():
+        if isinstance(child, Loss):
+            yield child
+        else:
+            yield from _parts(child)
 
 
 class SumLoss(Loss):

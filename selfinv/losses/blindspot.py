@@ -101,6 +101,7 @@ class BlindSpot(Loss):
         ValueError: BlindSpot: the model must be a blind-spot network (declare `blind_spot = True`, e.g. selfinv.models.blindspot.BlindSpotNet); for an ordinary network ||y - f(y)||² is minimised by the identity f(y) = y
     """
 
+    needs_backbone = {"name": "blindspot"}  # noqa: RUF012  (read-only class fact)
     info = LossInfo(
         train_evals=1,
         test_evals=1,

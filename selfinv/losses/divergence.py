@@ -25,14 +25,41 @@ perturbed). Three methods, selected by name:
     :math:`\epsilon = \max(y)/1000`), so data in [0, 1] and in [0, 255] give the same estimate for a
     scale-equivariant ``h``; an absolute ``tau`` (float or (B,)) overrides it.
 ``"hutchinson"``
-    :math:`(w \odot b)^\top J b` with the vector-Jacobian product :math:`J^\top b` from autograd
-    (double-backward trick, ``create_graph=True``): no step size, no finite-difference bias, and still
-    differentiable in the parameters of ``h``. If ``h_y`` was computed from a ``y`` that requires grad it
-    is reused (**zero** extra evaluations of ``h``); otherwise ``h`` is evaluated once on a detached copy
-    of ``y`` that requires grad (**one** evaluation).
+    :math:`(w \odot b)^\top J b` with the vector-Jacobian product :math:`J^\top b` from autograd: no step
+    size and no finite-difference bias in the value. If ``h_y`` was computed from a ``y`` that requires
+    grad it is reused (**zero** extra evaluations of ``h`` for the value); otherwise ``h`` is evaluated once
+    on a detached copy of ``y`` that requires grad (**one** evaluation; so under ``torch.no_grad()``, where
+    the caller's :math:`h(y)` has no graph, always one). In training, see below: **one** more evaluation
+    per probe.
 ``"exact"``
     The full trace, one backward pass per real coordinate of a sample (all samples at once). For tests
-    on tiny signals only. Evaluations of ``h`` as for ``"hutchinson"``.
+    on tiny signals only. Evaluations of ``h`` for the value as for ``"hutchinson"``; in training **two**
+    more per real coordinate.
+
+**Training with the autograd methods (the parameter gradient).** For a network with kinks (ReLU, leaky
+ReLU, max-pooling, ...) the Jacobian diagonal depends on every parameter that only moves the activation
+pattern (a bias before a ReLU) through a step function, so autograd's derivative of :math:`b^\top J b` (or
+of the trace) with respect to it is exactly 0, while the derivative of the expected divergence is not:
+by Stein's lemma, for :math:`y = x + \sigma\varepsilon`,
+:math:`\nabla_\theta \mathbb E[\operatorname{div} h_\theta(y)] = \nabla_\theta \mathbb E[(y-x)^\top h_\theta(y)]/\sigma^2`.
+Differentiating the Jacobian of a piecewise-linear map misses the pattern changes; differentiating a
+*difference* of evaluations of ``h`` does not (its expectation over the probe is smooth in θ). So, when
+gradients are enabled and ``h(y)`` depends on a tensor that requires grad other than ``y`` (a walk of
+autograd's graph: the map has parameters), the autograd methods return
+
+.. math:: \hat D = \operatorname{sg}[D_{\rm autograd}] + D_\tau - \operatorname{sg}[D_\tau]
+
+(sg: stop-gradient): the **value** is the autograd estimate above, unchanged, and the **gradient** is that
+of a finite difference along the same directions, :math:`D_\tau = \frac1\tau (w\odot b)^\top(h(y+\tau b) - h(y))`
+(``"hutchinson"``; the ``"mc"`` estimate of the same probe, so the gradient is the one ``"mc"`` trains
+with, one extra evaluation per probe) or the central differences
+:math:`\sum_j w_j m_j \frac{h_j(y+\tau e_j) - h_j(y-\tau e_j)}{2\tau}` (``"exact"``, two per coordinate).
+The expected gradient is :math:`\nabla_\theta \mathbb E[\operatorname{div} h]` up to :math:`O(\tau^2)`,
+for smooth and piecewise-linear ``h`` alike (for a smooth network it differs from the double-backward
+gradient by :math:`O(\tau)` per sample); ``tau``/``tau_rel`` set the step as for ``"mc"``. No extra
+evaluation is made under ``torch.no_grad()`` (evaluation) or for a map without parameters, where the
+autograd estimate is right as it stands. (The first-order Stein identity needs only :math:`h` Lipschitz, so
+the autograd *values* are unbiased for ReLU networks too.)
 
 :func:`second_divergence` adds the second-order term of PG-URE, :math:`\sum_i \partial^2 h_i / \partial
 y_i^2`, and :func:`shifted_divergences` the off-diagonal sums :math:`\sum_i \partial h_i / \partial
@@ -120,6 +147,10 @@ def _probe(
     return b if mask is None else b * mask
 
 
+def _masked(e: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    return e if mask is None else e * mask
+
+
 def _weighted(b: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
     return b if weight is None else b * weight
 
@@ -144,6 +175,40 @@ def _grad(s: torch.Tensor, y_in: torch.Tensor, create_graph: bool = True) -> tor
         return torch.zeros_like(y_in)
     (g,) = torch.autograd.grad(s, y_in, create_graph=create_graph, retain_graph=True, allow_unused=True)
     return torch.zeros_like(y_in) if g is None else g
+
+
+def _has_parameters(out: torch.Tensor, y_in: torch.Tensor) -> bool:
+    """Whether ``out`` depends on a tensor that requires grad other than ``y_in`` (a parameter of ``h``).
+
+    A walk of autograd's graph from ``out`` that stops at ``y_in``: a leaf reached is a parameter.
+    """
+    if not out.requires_grad:
+        return False
+    stop = y_in.grad_fn  # None when y_in is a leaf
+    seen: set = set()
+    stack = [out.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen or (stop is not None and node is stop):
+            continue
+        seen.add(node)
+        leaf = getattr(node, "variable", None)  # AccumulateGrad: a leaf that requires grad
+        if leaf is not None:
+            if leaf is not y_in:
+                return True
+            continue
+        stack.extend(fn for fn, _ in node.next_functions)
+    return False
+
+
+def _trains(out: torch.Tensor, y_in: torch.Tensor) -> bool:
+    """Gradients enabled and h has parameters: the autograd methods then take their gradient from differences."""
+    return torch.is_grad_enabled() and _has_parameters(out, y_in)
+
+
+def _value_with_gradient_of(value: torch.Tensor, surrogate: torch.Tensor) -> torch.Tensor:
+    """``value`` in the forward pass, the gradient of ``surrogate`` in the backward pass."""
+    return value.detach() + (surrogate - surrogate.detach())
 
 
 def _respect_grad_mode(fn):
@@ -181,32 +246,46 @@ def _first_order(
     """(B, K): the K weighted divergences, all from the same probes (and the same evaluations of h)."""
     n_probes = _check_n_probes(n_probes)
     keep = torch.is_grad_enabled()
+    if method == "mc":
+        out = h(y) if h_y is None else h_y
+        t = perturbation_scale(y, tau, tau_rel)
+        total = 0.0
+        for _ in range(n_probes):
+            b = _probe(y, mask, generator)
+            v = (h(y + t * b) - out) / t  # ≈ J b:  E[b_i (J b)_i] = J_ii
+            total = total + torch.stack([_dot(_weighted(b, w), v) for w in weights], 1)
+        result = total / n_probes
+        return result if keep else result.detach()
+    y_in, out = _with_graph(h, y, h_y)
+    fd = _trains(out, y_in)  # the autograd value, the gradient of finite differences (module docstring)
+    graph = keep and not fd
+    if fd:
+        t = perturbation_scale(y, tau, tau_rel)
+    total = surrogate = 0.0
     if method == "exact":
-        y_in, out = _with_graph(h, y, h_y)
         ws = [_full_weight(y, w, mask) for w in weights]
-        totals = [0.0] * len(ws)
         with torch.enable_grad():
             for j, imag in _coordinates(y):
                 e = _unit(y, j, imag)
-                row = _vjp(out, y_in, e, keep)
-                totals = [t + _dot(e * w, row) for t, w in zip(totals, ws, strict=True)]
-        result = torch.stack(totals, 1)
-        return result if keep else result.detach()
-    if method == "hutchinson":
-        y_in, out = _with_graph(h, y, h_y)
-    else:
-        out = h(y) if h_y is None else h_y
-        t = perturbation_scale(y, tau, tau_rel)
-    total = 0.0
-    for _ in range(n_probes):
-        b = _probe(y, mask, generator)
-        if method == "hutchinson":
-            with torch.enable_grad():
-                v = _vjp(out, y_in, b, keep)  # J^T b:  E[b_i (J^T b)_i] = J_ii
-        else:
-            v = (h(y + t * b) - out) / t  # ≈ J b:  E[b_i (J b)_i] = J_ii
-        total = total + torch.stack([_dot(_weighted(b, w), v) for w in weights], 1)
-    result = total / n_probes
+                row = _vjp(out, y_in, e, graph)
+                total = total + torch.stack([_dot(e * w, row) for w in ws], 1)
+                if fd:  # column j by central differences: Σ_j w_j (h_j(y + τe_j) − h_j(y − τe_j)) / 2τ
+                    te = t * _masked(e, mask)  # zero-filled entries are never perturbed
+                    col = (h(y_in + te) - h(y_in - te)) / (2 * t)
+                    surrogate = surrogate + torch.stack([_dot(e * w, col) for w in ws], 1)
+        result = total
+    else:  # hutchinson
+        with torch.enable_grad():
+            for _ in range(n_probes):
+                b = _probe(y, mask, generator)
+                v = _vjp(out, y_in, b, graph)  # J^T b:  E[b_i (J^T b)_i] = J_ii
+                total = total + torch.stack([_dot(_weighted(b, w), v) for w in weights], 1)
+                if fd:  # the "mc" difference along the same probe, reusing h(y)
+                    delta = (h(y_in + t * b) - out) / t
+                    surrogate = surrogate + torch.stack([_dot(_weighted(b, w), delta) for w in weights], 1)
+        result, surrogate = total / n_probes, surrogate / n_probes
+    if fd:
+        return _value_with_gradient_of(result, surrogate)
     return result if keep else result.detach()
 
 
@@ -256,7 +335,8 @@ def divergence(
         h_y: :math:`h(y)` if already computed (saves an evaluation; see each method).
         weight: per-entry weights :math:`w` broadcastable to y (real).
         mask: 0/1 entries to probe, broadcastable to y (real).
-        tau, tau_rel: the absolute or relative finite-difference step (``"mc"`` only).
+        tau, tau_rel: the absolute or relative finite-difference step (``"mc"``, and the training gradient of
+            the autograd methods).
         n_probes: number of random probes averaged (``"mc"``, ``"hutchinson"``).
         generator: drives the probes.
     """
@@ -313,14 +393,29 @@ def second_divergence(
       triple backward;
     * ``"exact"``: the two traces, two backward passes per coordinate.
 
+    In training (gradients enabled, ``h`` with parameters) the autograd methods keep these values and take
+    their parameter gradients from the ``"mc"`` central differences along the same directions (module
+    docstring): two more evaluations of ``h`` per probe (``"hutchinson"``) or per coordinate (``"exact"``).
+    For a piecewise-linear ``h`` (ReLU networks) autograd's second derivative is 0 almost everywhere, so
+    the autograd *value* of the second-order term misses its part concentrated on the kinks (the
+    differences, and so ``"mc"`` and the training gradient, see it): use ``"mc"`` for such networks when
+    the value of that term matters.
+
     Real data only.
     """
     check_method(method, "second_divergence")
     n_probes = _check_n_probes(n_probes)
     if y.is_complex():
         raise ValueError("second_divergence: defined for real data only")
-    if method == "exact":
+    if method in ("exact", "hutchinson"):
         y_in, out = _with_graph(h, y, h_y)
+        fd = _trains(out, y_in)  # the autograd values, the gradients of central differences
+        graph = not fd
+        if fd:
+            t = perturbation_scale(y, tau, tau_rel)
+            tb = _per_sample(t)
+        s1 = s2 = 0.0
+    if method == "exact":
         w1 = _full_weight(y, weight, mask)
         w2 = _full_weight(y, None, mask)
         d1 = d2 = 0.0
@@ -329,22 +424,35 @@ def second_divergence(
                 e = _unit(y, j, False)
                 g1 = _vjp(out, y_in, e)
                 first = _dot(e, g1)  # (B,) ∂h_j/∂y_j
-                g2 = _grad(first.sum(), y_in)
+                g2 = _grad(first.sum(), y_in, graph)
                 d1 = d1 + _dot(e * w1, g1)
                 d2 = d2 + _dot(e * w2, g2)
+                if fd:
+                    te = t * _masked(e, mask)
+                    hp, hm = h(y_in + te), h(y_in - te)
+                    s1 = s1 + _dot(e * w1, hp - hm) / (2 * tb)
+                    s2 = s2 + _dot(e * w2, hp + hm - 2 * out) / tb**2
+        if fd:
+            return _value_with_gradient_of(d1, s1), _value_with_gradient_of(d2, s2)
         return d1, d2
     total1 = total2 = 0.0
     if method == "hutchinson":
-        y_in, out = _with_graph(h, y, h_y)
         with torch.enable_grad():
             for _ in range(n_probes):
                 b = _probe(y, mask, generator, "skewed")
                 g = _vjp(out, y_in, b)
                 total1 = total1 + _dot(_weighted(b, weight), g)
                 q = _dot(b, g)
-                g2 = _grad(q.sum(), y_in)
+                g2 = _grad(q.sum(), y_in, graph)
                 total2 = total2 + _dot(b, g2)
-        return total1 / n_probes, total2 / n_probes
+                if fd:  # the "mc" central differences along the same probe
+                    hp, hm = h(y_in + t * b), h(y_in - t * b)
+                    s1 = s1 + _dot(_weighted(b, weight), hp - hm) / (2 * tb)
+                    s2 = s2 + _dot(b, hp + hm - 2 * out) / tb**2
+        total1, total2 = total1 / n_probes, total2 / n_probes
+        if fd:
+            return _value_with_gradient_of(total1, s1 / n_probes), _value_with_gradient_of(total2, s2 / n_probes)
+        return total1, total2
     if h_y is None:
         h_y = h(y)
     t = perturbation_scale(y, tau, tau_rel)
@@ -390,6 +498,10 @@ def shifted_divergences(
     :math:`\Delta = J b` (``"hutchinson"``, written as :math:`\sum_j (J^\top b)_j b_{j-o}`), since
     :math:`\mathbb E[b_{i+o} b_j] = \delta_{j, i+o}`. ``"exact"`` reads the Jacobian row by row. For
     :math:`\Sigma` stationary with support in the kernel, :math:`\operatorname{tr}(\Sigma J) = \sum_o \Sigma[o] D_o`.
+    In training (gradients enabled, ``h`` with parameters) the autograd methods keep these values and take
+    their parameter gradients from differences (module docstring): the ``"mc"`` sums along the same probe
+    (one more evaluation per probe) or central differences per coordinate, which read the Jacobian column by
+    column (two more per coordinate).
     """
     check_method(method, "shifted_divergences")
     n_probes = _check_n_probes(n_probes)
@@ -397,27 +509,45 @@ def shifted_divergences(
         raise ValueError(f"shifted_divergences: needs images (B, ..., H, W), got shape {tuple(y.shape)}")
     offs = offsets(radius)
     k = 2 * radius + 1
-    if method == "exact":
+    if method in ("exact", "hutchinson"):
         y_in, out = _with_graph(h, y, h_y)
+        fd = _trains(out, y_in)  # the autograd values, the gradients of finite differences
+        graph = not fd
+        if fd:
+            t = perturbation_scale(y, tau, tau_rel)
+        surrogate = 0.0
+    if method == "exact":
         w = _full_weight(y, None, mask)
         total = [0.0] * len(offs)
         with torch.enable_grad():
             for j, imag in _coordinates(y):
                 e = _unit(y, j, imag)
-                row = _vjp(out, y_in, e)  # ∂h_j/∂y_· per sample
+                row = _vjp(out, y_in, e, graph)  # ∂h_j/∂y_· per sample
                 for idx, (dy, dx) in enumerate(offs):
                     # ∂h_j/∂y_{j+o}: shift the unit vector to j + o and read the row there
                     total[idx] = total[idx] + _dot(_roll(e, dy, dx) * w, row)
-        return torch.stack([torch.as_tensor(t) for t in total], 1).reshape(y.shape[0], k, k)
+                if fd:  # column j, ∂h_·/∂y_j, by central differences: its entry j − o is ∂h_{j−o}/∂y_j
+                    te = t * _masked(e, mask)  # zero-filled entries are never perturbed
+                    col = (h(y_in + te) - h(y_in - te)) / (2 * t)
+                    surrogate = surrogate + torch.stack([_dot(_roll(e * w, -dy, -dx), col) for dy, dx in offs], 1)
+        result = torch.stack([torch.as_tensor(v) for v in total], 1)
+        if fd:
+            result = _value_with_gradient_of(result, surrogate)
+        return result.reshape(y.shape[0], k, k)
     if method == "hutchinson":
-        y_in, out = _with_graph(h, y, h_y)
         total = 0.0
         with torch.enable_grad():
             for _ in range(n_probes):
                 b = _probe(y, mask, generator)
-                g = _vjp(out, y_in, b)  # J^T b
+                g = _vjp(out, y_in, b, graph)  # J^T b
                 total = total + torch.stack([_dot(_roll(b, dy, dx), g) for dy, dx in offs], 1)
-        return (total / n_probes).reshape(y.shape[0], k, k)
+                if fd:  # the "mc" difference along the same probe, reusing h(y)
+                    delta = (h(y_in + t * b) - out) / t
+                    surrogate = surrogate + torch.stack([_dot(_roll(b, -dy, -dx), delta) for dy, dx in offs], 1)
+        result = total / n_probes
+        if fd:
+            result = _value_with_gradient_of(result, surrogate / n_probes)
+        return result.reshape(y.shape[0], k, k)
     if h_y is None:
         h_y = h(y)
     t = perturbation_scale(y, tau, tau_rel)

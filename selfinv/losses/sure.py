@@ -15,6 +15,8 @@ are never perturbed).
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from selfinv.losses.base import Loss, LossContext, LossInfo, noise_of, noise_param, per_sample_sq, real_dofs
@@ -103,15 +105,33 @@ class SURE(Loss):
 
     **Divergences** (:mod:`selfinv.losses.divergence`): ``"mc"`` (default) one extra network evaluation
     for Gaussian and Poisson (2 in all), and for PG-URE with its second-order term two extra (3 in all:
-    :math:`f(y\pm\tau_2 b)` with a skewed two-point probe, central differences for both terms);
-    ``"hutchinson"`` and ``"exact"`` use autograd and make no extra evaluation when this loss is the first
-    to evaluate :math:`f(y)` (one otherwise). The step :math:`\tau` is relative to :math:`\max_i|y_i|` per
-    sample unless an absolute ``tau`` is given, so the defaults work for [0, 1] and [0, 255] data.
+    :math:`f(y\pm\tau_2 b)` with a skewed two-point probe, central differences for both terms). The step
+    :math:`\tau` is relative to :math:`\max_i|y_i|` per sample unless an absolute ``tau`` is given, so the
+    defaults work for [0, 1] and [0, 255] data.
+
+    ``"hutchinson"`` and ``"exact"`` compute the divergence by autograd, with no step size in the value.
+    They **train** networks with kinks (ReLU, DnCNN, U-Nets) correctly: autograd's derivative of the
+    Jacobian of a piecewise-linear network is blind to parameters that only move its activation pattern
+    (every bias before a ReLU, whose gradient would be exactly 0, and a network trained so stays near its
+    start), so in training (gradients enabled, a model with parameters) the value stays the autograd one
+    and the parameter gradient is taken from finite differences along the same probe, which see the
+    pattern change (see :mod:`selfinv.losses.divergence`). Network evaluations per training step:
+    ``"hutchinson"`` 1 + ``n_probes`` for Gaussian and Poisson (2 by default, as ``"mc"``, with the same
+    gradient as ``"mc"`` for the same probe) and 1 + 2 ``n_probes`` for PG-URE with its second-order term;
+    ``"exact"`` 1 + 2 per real entry of a sample (tiny signals only). In evaluation (under
+    ``torch.no_grad()``) there are no differences: :math:`f(y)` once, and once more with a graph for
+    autograd (2 in all). ``tau``/``tau_rel`` (``tau2``/``tau2_rel`` for PG-URE's pair) set the step of
+    those training differences too. For ReLU networks the autograd value of PG-URE's second-order term is 0
+    almost everywhere (its part on the kinks is missed): use ``"mc"`` there when the value matters.
 
     Args:
         divergence: ``"mc"``, ``"hutchinson"`` or ``"exact"`` (the last for tiny signals only).
-        tau: absolute first-order step (float or (B,)); ``None`` uses ``tau_rel``.
-        tau_rel: first-order step relative to :math:`\max|y|` (default :math:`10^{-3}`).
+        tau: absolute first-order step (float or (B,)); ``None`` uses ``tau_rel``. Used by ``"mc"``, and by
+            the autograd methods for their training gradient.
+        tau_rel: first-order step relative to :math:`\max|y|` (default :math:`10^{-2}`, DeepInverse's and the
+            MC-SURE reference code's 0.01: with :math:`10^{-3}` (Metzler et al.'s :math:`\max y/1000`) the finite
+            difference rarely crosses a ReLU's kink, so its parameter gradient has a large variance and SURE trained
+            0.9 dB below supervised; see BENCHMARKS.md, "The SURE gap").
         tau2: absolute step of the PG-URE central differences; ``None`` uses ``tau2_rel``.
         tau2_rel: the same relative to :math:`\max|y|` (default :math:`10^{-2}`).
         n_probes: random probes averaged per divergence (each costs its evaluations).
@@ -152,7 +172,7 @@ class SURE(Loss):
         self,
         divergence: str = "mc",
         tau: float | torch.Tensor | None = None,
-        tau_rel: float = 1e-3,
+        tau_rel: float = 1e-2,
         tau2: float | torch.Tensor | None = None,
         tau2_rel: float = 1e-2,
         n_probes: int = 1,
@@ -168,6 +188,8 @@ class SURE(Loss):
         self.tau, self.tau_rel, self.tau2, self.tau2_rel = tau, float(tau_rel), tau2, float(tau2_rel)
         self.n_probes = n_probes
         self.second_order = bool(second_order)
+        if n_probes != 1:  # one evaluation of f(y) plus one per probe (PG-URE's second-order term: two per probe)
+            self.info = dataclasses.replace(type(self).info, train_evals=1 + n_probes)
 
     def per_sample(
         self,
@@ -189,9 +211,8 @@ class SURE(Loss):
         batch, m = y.shape[0], real_dofs(y)
         d = measured_mask(ctx.physics, y)
         residual = per_sample_sq(y - h_y)
-        kw = {"n_probes": self.n_probes, "generator": ctx.generator}
-        if self.divergence == "mc":
-            kw.update(tau=self.tau, tau_rel=self.tau_rel)
+        # the steps serve "mc", and the training gradient of the autograd methods
+        kw = {"n_probes": self.n_probes, "generator": ctx.generator, "tau": self.tau, "tau_rel": self.tau_rel}
         yd = y.detach()
 
         if isinstance(noise, Gaussian):
@@ -212,8 +233,7 @@ class SURE(Loss):
         if not self.second_order:
             div = divergence(h, y, self.divergence, h_y, weight=weight, mask=d, **kw)
             return (residual - offset + 2 * div) / m
-        if self.divergence == "mc":
-            kw.update(tau=self.tau2, tau_rel=self.tau2_rel)
+        kw.update(tau=self.tau2, tau_rel=self.tau2_rel)
         div, div2 = second_divergence(h, y, self.divergence, h_y, weight=weight, mask=d, **kw)
         return (residual - offset + 2 * div - 2 * _per_sample_scalar(gain * s2, batch) * div2) / m
 

@@ -8,8 +8,9 @@ Operators form an algebra in the style of sigpy's ``Linop``: ``op.H`` is an oper
 ``A @ B`` composes (``(A @ B).H == B.H @ A.H``), ``A + B`` adds and ``c * A`` scales. Public methods
 validate shapes and dtypes and raise errors that name the operator; subclasses implement the small
 private hooks ``_A``, ``_A_adjoint`` and optionally ``_A_dagger``, ``_normal``, ``_check_x``,
-``_check_y`` and ``_restrict``. Parameters (masks, kernels, angles) are constructor arguments and are
-never changed by ``A`` or ``forward``.
+``_check_y``, ``_restrict`` and ``_groups`` (which measurement entries are acquired together).
+Parameters (masks, kernels, angles) are constructor arguments and are never changed by ``A`` or
+``forward``.
 
 Example:
     >>> import torch
@@ -115,6 +116,23 @@ class LinearOperator(PerSample):
         self._validate(y, "y", self._check_y)
         return self._restrict(torch.ones_like(y)) != 0
 
+    def measurement_groups(self, y: torch.Tensor) -> torch.Tensor:
+        """Integer labels (int64, broadcastable to y) of the groups of measurement entries acquired together.
+
+        Entries of one sample with the same label were acquired as one unit: a Cartesian k-space line
+        (:class:`~selfinv.physics.MRI` with a mask constant along an axis), a CT view (all detector bins
+        of one angle and channel, :class:`~selfinv.physics.tomography.Tomography`). Measurement
+        splitting (:class:`~selfinv.losses.Splitting`) holds out whole groups, so that the network
+        learns to fill what the acquisition really misses. Labels lie in ``[0, G)`` per sample; a
+        leading dimension of 1 is shared by the batch. The default, for operators without such
+        structure (denoising, inpainting, ...), is one group per entry.
+        """
+        self._validate(y, "y", self._check_y)
+        groups = self._groups(y)
+        if groups is None:
+            groups = torch.arange(y[0].numel(), device=y.device).reshape(1, *y.shape[1:])
+        return groups
+
     def subsample(self, mask: torch.Tensor) -> LinearOperator:
         """The operator :math:`S A` that keeps only the measurements where ``mask`` is non-zero.
 
@@ -167,6 +185,10 @@ class LinearOperator(PerSample):
     def _restrict(self, y: torch.Tensor) -> torch.Tensor:
         """Zero what is not measured after noise (masked operators zero-fill their measurements)."""
         return y
+
+    def _groups(self, y: torch.Tensor) -> torch.Tensor | None:
+        """Group labels of the measurement entries (see :meth:`measurement_groups`); None: one per entry."""
+        return None
 
     # ------------------------------------------------------------------ helpers
     def _validate(self, t: torch.Tensor, name: str, check) -> None:
@@ -260,6 +282,16 @@ class Compose(LinearOperator):
     def _restrict(self, y):
         return self.ops[0]._restrict(y)
 
+    def _groups(self, y):
+        # y is the leftmost factor's output; a MeasurementMask (S A from ``subsample``) keeps the layout
+        # of its input, so the structure is that of the first factor that is not one
+        from selfinv.physics.masked import MeasurementMask
+
+        for op in self.ops:
+            if not isinstance(op, MeasurementMask):
+                return op._groups(y)
+        return None
+
     @property
     def H(self) -> LinearOperator:
         return Compose([op.H for op in reversed(self.ops)])
@@ -324,6 +356,9 @@ class Scaled(LinearOperator):
 
     def _restrict(self, y):
         return self.op._restrict(y)
+
+    def _groups(self, y):
+        return self.op._groups(y)
 
 
 # ---------------------------------------------------------------------- solvers

@@ -14,7 +14,9 @@ class Inpainting(LinearOperator):
 
     :math:`A^H = A = \operatorname{diag}(m)` and :math:`A^\dagger = \operatorname{diag}(m^+)` with
     :math:`m^+_i = 1/m_i` where :math:`m_i > 0` (for a binary mask, :math:`A^\dagger = A`). Noise is
-    applied only where the mask is non-zero: unobserved pixels of ``y`` are exactly 0.
+    applied only where the mask is non-zero: unobserved pixels of ``y`` are exactly 0. Every pixel is
+    acquired on its own (:meth:`measurement_groups` is one group per entry), so measurement splitting
+    holds out single pixels.
 
     Args:
         mask: (H, W), (1, 1|C, H, W) shared by the batch, or (B, 1|C, H, W) one per sample.

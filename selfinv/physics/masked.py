@@ -14,7 +14,9 @@ class MeasurementMask(LinearOperator):
 
     Used to subsample the measurements of an arbitrary operator, :math:`S A` (measurement splitting,
     SSDU). Unlike :class:`~selfinv.physics.Inpainting` it does not assume an image layout. It accepts
-    real and complex data, and the pseudo-inverse is closed form (:math:`s^+ = 1/s` where s ≠ 0).
+    real and complex data, and the pseudo-inverse is closed form (:math:`s^+ = 1/s` where s ≠ 0). In
+    :math:`S A` it keeps the layout of A's measurements, so the composition reports A's
+    :meth:`measurement_groups` (alone, one group per entry).
 
     Args:
         mask: (B|1, ...) non-negative, broadcastable to the data.

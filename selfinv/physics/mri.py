@@ -49,7 +49,8 @@ class MRI(LinearOperator):
     (``torch.complex64``/``complex128``) of shape (B, C, H, W); convert to the 2-channel real form a
     network needs with :func:`complex_to_channels` / :func:`channels_to_complex`. Real input raises a
     clear error instead of being silently treated as complex. Noise is applied only on sampled k-space
-    locations.
+    locations. For measurement splitting, :meth:`measurement_groups` reports the acquisition's
+    lines (per sample) when the mask is Cartesian, entries otherwise.
 
     Args:
         mask: k-space sampling mask, (H, W), (1, 1|C, H, W) shared or (B, 1|C, H, W) per sample,
@@ -92,6 +93,21 @@ class MRI(LinearOperator):
 
     def _restrict(self, y):
         return torch.where(self._m(y) > 0, y, torch.zeros_like(y))
+
+    def _groups(self, y):
+        r"""Cartesian lines, detected per sample from the mask: where a sample's mask is constant along
+        the rows (every column fully sampled or not, as :class:`~selfinv.physics.samplers.MRIMaskSampler`
+        draws), one group per column and channel; else, where it is constant along the columns, one
+        per row and channel; else (2-D point masks) one per entry."""
+        m = self.mask.to(y.device)
+        c, h, w = y.shape[1], y.shape[-2], y.shape[-1]
+        cols = (m == m[..., :1, :]).flatten(1).all(1)[:, None, None, None]  # (1|B, 1, 1, 1)
+        rows = (m == m[..., :, :1]).flatten(1).all(1)[:, None, None, None]
+        ch = torch.arange(c, device=y.device)[:, None, None]
+        i = torch.arange(h, device=y.device)[:, None]
+        j = torch.arange(w, device=y.device)
+        entries = (ch * h + i) * w + j  # (C, H, W)
+        return torch.where(cols, (ch * w + j).expand(c, h, w), torch.where(rows, (ch * h + i).expand(c, h, w), entries))
 
     def subsample(self, mask: torch.Tensor) -> MRI:
         return MRI(self.mask * as_mask(mask, "MRI.subsample"), noise=self.noise)

@@ -43,6 +43,9 @@ class Tomography(LinearOperator):
     Detector bins whose ray misses the image are never measured: ``A x`` is zero there for every
     ``x``, and ``forward`` keeps them at zero after noise.
 
+    The detector bins of one angle form a view, acquired together: :meth:`measurement_groups` labels
+    one group per angle and channel, so measurement splitting holds out whole views.
+
     **Per-sample angle sets.** Real CT scans come with their own angles: ``angles`` may be a
     (B, n_angles) tensor, one set per sample (e.g. limited-angle scans over different ranges). Sets of
     different lengths are padded to one length and marked by ``angle_mask`` (B, n_angles), True (1)
@@ -319,6 +322,11 @@ class Tomography(LinearOperator):
 
     def _restrict(self, y):
         return torch.where(self._measured.to(y.device), y, torch.zeros_like(y))
+
+    def _groups(self, y):
+        """One group per view: all detector bins of one angle (and channel) are acquired together."""
+        c, n = y.shape[1], y.shape[-1]
+        return (torch.arange(c, device=y.device)[:, None, None] * n + torch.arange(n, device=y.device)).unsqueeze(0)
 
     def _check_params(self):
         # buffers replaced by with_params are not re-validated by the constructor: the shapes must still agree

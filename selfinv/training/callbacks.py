@@ -49,7 +49,8 @@ def _write_csv_atomic(path: Path, header: list[str], rows: list[list[str]] | lis
 
 
 class CSVLogger(Callback):
-    """Appends every epoch's metrics to ``run_dir/metrics.csv`` (and every step's loss to ``steps.csv``).
+    """Appends every epoch's metrics to ``run_dir/metrics.csv`` (and every step's loss to ``steps.csv``, with
+    the values the loss reports through ``loss.monitored()``, e.g. UNSURE's learned ``eta``).
 
     On a resumed run (``state.step > 0`` at the start) both files are first cut back to the checkpoint:
     the rows of the steps after it (written before the run was killed, and about to be taken again)
@@ -117,7 +118,7 @@ class CSVLogger(Callback):
 
     def on_step_end(self, state, loss):
         if state.is_main:
-            self._append("steps.csv", {"step": state.step, "epoch": state.epoch, "loss": loss})
+            self._append("steps.csv", {"step": state.step, "epoch": state.epoch, "loss": loss, **state.loss.monitored()})
 
     def on_epoch_end(self, state, metrics):
         if state.is_main:
@@ -143,6 +144,8 @@ class TensorBoardLogger(Callback):
     def on_step_end(self, state, loss):
         if self.writer is not None and state.is_main:
             self.writer.add_scalar("train/loss", loss, state.step)
+            for k, v in state.loss.monitored().items():
+                self.writer.add_scalar(f"train/{k}", v, state.step)
 
     def on_epoch_end(self, state, metrics):
         if self.writer is not None and state.is_main:

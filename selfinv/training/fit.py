@@ -12,6 +12,11 @@ steps the uninterrupted run averages.
 Logging, checkpoints, early stopping and the progress bar are callbacks
 (:mod:`selfinv.training.callbacks`); :func:`default_callbacks` gives the usual set for a run folder.
 
+Two hooks connect the loop to losses with learned state (UNSURE's multipliers): before every step
+``loss.set_lr_factor(lr / config.lr)`` tells the loss where the learning-rate schedule is, and
+``loss.monitored()`` (values such as the learned noise level) is logged after every step in ``steps.csv``
+and at the end of every epoch with the metrics (``metrics.csv``, the history, TensorBoard).
+
 Example:
     >>> import torch
     >>> from selfinv.data import SimulatedDataset, embedded_images, split
@@ -281,6 +286,7 @@ def fit(
             batch = collate([train_set[i] for i in dist.shard(plan[b])]).to(device)
             physics = train_set.make_physics(batch.params).to(device)
             generator = torch.Generator().manual_seed(step_seed(config.seed, state.step, dist.rank))
+            loss.set_lr_factor(optimizer.param_groups[0]["lr"] / config.lr)  # learned loss state follows the schedule
             with torch.autocast(device_type=device.type, enabled=use_amp):
                 value = loss(batch.y, physics, net, x=batch.x, y2=batch.y2, generator=generator)
             if not torch.isfinite(value):
@@ -310,7 +316,8 @@ def fit(
         if not step_times and not finished:
             break
         metrics = {"train_loss": sum(losses) / max(len(losses), 1), "epoch_seconds": time.perf_counter() - t_epoch,
-                   "step_seconds_median": sorted(step_times)[len(step_times) // 2] if step_times else float("nan")}
+                   "step_seconds_median": sorted(step_times)[len(step_times) // 2] if step_times else float("nan"),
+                   **loss.monitored()}  # learned loss state (UNSURE's noise level) at the end of the epoch
         last = not finished or state.epoch + 1 >= config.epochs or (config.max_steps is not None and state.step >= config.max_steps)
         if val_set is not None and ((state.epoch + 1) % config.val_every == 0 or last):
             metrics.update(validate(model, loss, val_set, config.batch_size, device, config.seed, config.data_range, dist))

@@ -2,7 +2,8 @@
 
 Each case builds the loss, a physics it accepts (with per-sample noise parameters where the loss reads
 the noise model) and the model it needs (most losses take any network; blind-spot and autoencoder
-losses need their architectures). A new loss adds one entry here.
+losses need their architectures), and states what its test-time estimator returns for a known model
+(``estimate``). A new loss adds one entry here.
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ class Counting(nn.Module):
         return self.model(y, physics)
 
 
+def model_itself(f, y, physics):
+    """The estimate of a loss whose test-time estimator is the network: f(y)."""
+    return f(y, physics)
+
+
 @dataclass(frozen=True)
 class LossCase:
     #: builds (loss, physics, model) for a batch size
@@ -51,6 +57,11 @@ class LossCase:
     needs_y2: bool = False
     #: image size of the test batch
     size: tuple[int, int] = (8, 8)
+    #: ``estimate(f, y, physics)``: the expected output of ``loss.test_model(f)(y, physics)`` for a pointwise
+    #: affine model f (the mean over the estimator's own random draws, if it makes any)
+    estimate: Callable = model_itself
+    #: the estimator draws random numbers (its output for a model that reads its input varies between calls)
+    random_estimator: bool = False
 
 
 def _denoising(noise):
@@ -97,6 +108,39 @@ def _loss(module: str, name: str, **kwargs):
     return make
 
 
+def _noisier2noise_estimate(alpha):
+    def estimate(f, y, physics):
+        # E[((1 + a^2) f(z) - z) / a^2] with E[z | y] = y, and E[f(z)] = f(y) for an affine f
+        return ((1 + alpha**2) * f(y, physics) - y) / alpha**2
+
+    return estimate
+
+
+def _tweedie_estimate(f, y, physics):
+    """Tweedie with score f (the formulas of selfinv.losses.score.tweedie, written out)."""
+    from selfinv.losses.base import noise_param
+    from selfinv.losses.score import gamma_max_bound
+
+    noise = physics.noise
+    if isinstance(noise, Gaussian):
+        return y + noise_param(noise, "sigma", y) ** 2 * f(y, physics)
+    if isinstance(noise, Poisson):  # the default "mean" formula
+        zeta = noise_param(noise, "gain", y)
+        return (y + zeta) * torch.exp(zeta * f(y + zeta / 2, physics))
+    ell = noise_param(noise, "shape", y)
+    den = (ell - 1) - y * f(y, physics)
+    out = ell * y / den
+    # the case stays where the guard is inactive: a positive denominator and an estimate below the bound
+    assert bool((den > 0).all()) and bool((out < gamma_max_bound(y, ell)).all()), "the Gamma case left the formula's range"
+    return out
+
+
+def _jinvariant_zero_estimate(f, y, physics):
+    # Noise2Self's J-invariant average with "zero" replacement: each output pixel comes from a pass in which that
+    # pixel was set to 0, so a pointwise model gives f(0) everywhere, whatever y
+    return f(torch.zeros_like(y), physics)
+
+
 def _blindspot_net():
     from selfinv.models.blindspot import BlindSpotNet
 
@@ -124,10 +168,15 @@ LOSS_CASES: dict[str, LossCase] = {
     "supervised": case(_loss("supervised", "Supervised")),
     "mc": case(_loss("supervised", "MC")),
     "noise2noise": case(_loss("n2n", "Noise2Noise"), needs_y2=True),
-    "r2r": case(_loss("r2r", "R2R")),
-    "r2r_poisson": case(_loss("r2r", "R2R"), noise=lambda b: Poisson(torch.linspace(0.05, 0.2, b, dtype=torch.float64))),
-    "r2r_gamma": case(_loss("r2r", "R2R"), noise=lambda b: Gamma(torch.linspace(5.0, 20.0, b, dtype=torch.float64))),
-    "noisier2noise": case(_loss("noisier2noise", "Noisier2Noise")),
+    # R2R averages f over recorrupted y1 with E[y1 | y] = y: f(y) for an affine f
+    "r2r": case(_loss("r2r", "R2R"), random_estimator=True),
+    "r2r_poisson": case(_loss("r2r", "R2R"), noise=lambda b: Poisson(torch.linspace(0.05, 0.2, b, dtype=torch.float64)),
+                        random_estimator=True),
+    "r2r_gamma": case(_loss("r2r", "R2R"), noise=lambda b: Gamma(torch.linspace(5.0, 20.0, b, dtype=torch.float64)),
+                      random_estimator=True),
+    # alpha != 1, so that 1/alpha and 1/alpha^2 differ
+    "noisier2noise": case(_loss("noisier2noise", "Noisier2Noise", alpha=0.5), estimate=_noisier2noise_estimate(0.5),
+                          random_estimator=True),
     "sure": case(_loss("sure", "SURE")),
     "sure_poisson": case(_loss("sure", "SURE"), noise=lambda b: Poisson(torch.linspace(0.05, 0.2, b, dtype=torch.float64))),
     "unsure": case(_loss("unsure", "UNSURE")),
@@ -136,9 +185,17 @@ LOSS_CASES: dict[str, LossCase] = {
         _loss("unsure", "UNSUREPoissonGaussian"),
         noise=lambda b: PoissonGaussian(0.05, torch.linspace(0.01, 0.05, b, dtype=torch.float64)),
     ),
-    "noise2score": case(_loss("score", "Noise2Score")),
+    "noise2score": case(_loss("score", "Noise2Score"), estimate=_tweedie_estimate),
+    "noise2score_poisson": case(
+        _loss("score", "Noise2Score"), noise=lambda b: Poisson(torch.linspace(0.05, 0.2, b, dtype=torch.float64)),
+        estimate=_tweedie_estimate,
+    ),
+    "noise2score_gamma": case(
+        _loss("score", "Noise2Score"), noise=lambda b: Gamma(torch.linspace(10.0, 20.0, b, dtype=torch.float64)),
+        estimate=_tweedie_estimate,
+    ),
     "noise2void": case(_loss("masking", "Noise2Void")),
-    "noise2self": case(_loss("masking", "Noise2Self")),
+    "noise2self": case(_loss("masking", "Noise2Self"), estimate=_jinvariant_zero_estimate),
     "neighbor2neighbor": case(_loss("neighbor", "Neighbor2Neighbor")),
     "blind_spot": case(_loss("blindspot", "BlindSpot"), model=_blindspot_net),
     "autoencoder": case(_loss("autoencoder", "AutoencoderLoss"), model=_autoencoder_net),
@@ -148,5 +205,5 @@ LOSS_CASES: dict[str, LossCase] = {
     "moi": case(_moi, physics=_masks),
     "ei": case(_transformed("EI"), physics=_masks),
     "rei": case(_transformed("REI"), physics=_masks),
-    "rei_r2r": case(_transformed("REI", consistency="r2r"), physics=_masks),
+    "rei_r2r": case(_transformed("REI", consistency="r2r"), physics=_masks, random_estimator=True),  # R2R's estimator
 }

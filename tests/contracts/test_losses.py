@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -83,6 +85,52 @@ def test_test_model_is_an_estimator(name):
     with torch.no_grad():
         out = est(y, physics)
     assert out.shape == x.shape and bool(torch.isfinite(out).all())
+
+
+def _pattern(v):
+    """A fixed image of v's shape that does not depend on v's values (the same in every call)."""
+    n = v[0].numel()
+    return torch.linspace(-0.5, 1.0, n, dtype=v.dtype, device=v.device).reshape(v.shape[1:]).expand(v.shape)
+
+
+#: pointwise affine models whose estimates each case states in closed form (``LossCase.estimate``)
+ORACLES = {
+    "constant": lambda v, physics=None: _pattern(v),
+    "affine": lambda v, physics=None: 2 * v - _pattern(v),
+}
+DRAWS = 16
+
+
+@pytest.mark.parametrize("oracle", list(ORACLES))
+@pytest.mark.parametrize("name", NAMES)
+def test_test_model_gives_the_closed_form_estimate_of_a_known_model(name, oracle):
+    """The test-time estimator of a pointwise affine model f, against the estimate its method prescribes: f(y)
+    for the model itself and for averages over unbiased re-draws of y (R2R), the corrected (1+a²)f(z)−z over
+    a² (Noisier2Noise), Tweedie's formulas (Noise2Score), f(0) (Noise2Self's J-invariant average). A wrong sign
+    or scale in an estimator changes the estimate. Deterministic estimators must match to float precision;
+    estimators with random draws (the default generator, seeded here) must match in mean, within 5 standard
+    errors of the mean over DRAWS calls and the pixels of each sample."""
+    case = LOSS_CASES[name]
+    loss, physics, _, x, y, y2 = setup(name)
+    f = ORACLES[oracle]
+    expected = case.estimate(f, y, physics)
+    est = loss.test_model(f)
+    outs = []
+    for k in range(DRAWS):
+        torch.manual_seed(100 + k)  # estimators that draw from the default generator
+        with torch.no_grad():
+            outs.append(est(y, physics))
+    outs = torch.stack(outs)
+    assert outs.shape[1:] == x.shape == expected.shape
+    deterministic = all(torch.equal(o, outs[0]) for o in outs)
+    if oracle == "affine":  # a model that reads its input: random draws show in the output
+        assert deterministic != case.random_estimator, f"{name}: random draws expected: {case.random_estimator}"
+    if deterministic:
+        assert torch.allclose(outs[0], expected, rtol=1e-4, atol=1e-5), float((outs[0] - expected).abs().max())
+    else:
+        d = (outs - expected).transpose(0, 1).flatten(1).double()  # per sample: DRAWS x pixels
+        z = d.mean(1) / (d.std(1) / math.sqrt(d.shape[1]))
+        assert bool((z.abs() < 5).all()), f"{name}: mean error / standard error per sample: {z.tolist()}"
 
 
 def test_every_registered_loss_has_a_contract_case():

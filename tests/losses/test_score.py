@@ -1,5 +1,6 @@
-"""Noise2Score: Tweedie's formulas against posterior means computed by quadrature, training on a Gaussian
-prior, the annealing counter, the perturbation scale, refusals and no in-place changes."""
+"""Noise2Score: Tweedie's formulas against posterior means computed by quadrature, the Gamma guard and its
+confidence bound, training on a Gaussian prior, the annealing counter, the perturbation scale, the backbone the
+experiments give it, refusals and no in-place changes."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ import pytest
 import torch
 from torch import nn
 
-from selfinv.losses.score import Noise2Score, TweedieEstimator, noise_scale, tweedie
+from selfinv.losses.score import (
+    GAMMA_BOUND_P,
+    Noise2Score,
+    TweedieEstimator,
+    gamma_max_bound,
+    gamma_quantile,
+    noise_scale,
+    tweedie,
+)
 from selfinv.noise import Gamma, Gaussian, Poisson, PoissonGaussian
 from selfinv.physics import Denoising, Inpainting
 
@@ -104,6 +113,68 @@ def test_gamma_tweedie_by_quadrature(ell):
     assert float((x_hat * e_inv - 1).abs().max()) < 1e-6
     # ... which is below the posterior mean (Jensen)
     assert bool((x_hat <= posterior_mean("gamma", y, ell, lambda x: x) + 1e-12).all())
+
+
+def test_gamma_quantile_is_the_quantile_of_the_relative_noise_factor():
+    ell = torch.tensor([1.0, 3.0, 10.0, 100.0], dtype=torch.float64)
+    for p in (1e-3, 0.05, 0.9):
+        q = gamma_quantile(ell, p)
+        assert torch.allclose(torch.special.gammainc(ell, ell * q), torch.full_like(ell, p), rtol=1e-9)
+    # Monte Carlo: P(G/l <= q) = p, within 4 standard errors
+    g = torch.Generator().manual_seed(0)
+    n, p = 200_000, 0.05
+    for shape in (3.0, 10.0):
+        draws = Gamma(shape)(torch.ones(n, dtype=torch.float64), generator=g)
+        frac = float((draws <= gamma_quantile(shape, p)).double().mean())
+        assert abs(frac - p) < 4 * math.sqrt(p * (1 - p) / n), (shape, frac)
+    assert GAMMA_BOUND_P == 1e-3 and float(gamma_quantile(10.0)) == float(gamma_quantile(10.0, GAMMA_BOUND_P))
+    assert float(gamma_quantile(10.0)) == pytest.approx(0.29605, abs=1e-4)  # scipy.stats.gamma(10, scale=0.1).ppf(1e-3)
+    with pytest.raises(ValueError, match="p must be"):
+        gamma_quantile(10.0, 1.0)
+
+
+def test_gamma_max_bound_covers_the_brightest_pixel_with_probability_1_minus_p():
+    # the worst case of the bound: one bright pixel (x = 1) among dark ones, so that max y is almost always the
+    # bright pixel's y: P(max x > B) = P(max y < q) is then close to p (and never above it)
+    n, p = 20_000, 0.05
+    ell = torch.tensor([3.0, 10.0], dtype=torch.float64).repeat(n // 2)
+    x = torch.full((n, 1, 4, 4), 0.05, dtype=torch.float64)
+    x[:, 0, 1, 2] = 1.0
+    y = Gamma(ell)(x, generator=torch.Generator().manual_seed(1))
+    bound = gamma_max_bound(y, ell.reshape(-1, 1, 1, 1), p)
+    assert bound.shape == (n, 1, 1, 1)
+    miss = (bound.flatten() < 1.0).double()
+    se = math.sqrt(p * (1 - p) / (n // 2))
+    for k in range(2):  # per shape: close to p, and at most p + 4 SE
+        assert abs(float(miss[k::2].mean()) - p) < 4 * se, (k, float(miss[k::2].mean()))
+    # scalar shape, float32, all-zero samples: a positive, finite bound
+    zero = gamma_max_bound(torch.zeros(2, 1, 3, 3), 10.0)
+    assert bool((zero > 0).all()) and bool(torch.isfinite(zero).all())
+
+
+def test_gamma_tweedie_guard_keeps_the_estimate_in_zero_to_the_bound():
+    ell = torch.tensor([5.0, 20.0], dtype=torch.float64)
+    physics = Denoising(noise=Gamma(ell))
+    g = torch.Generator().manual_seed(0)
+    y = physics(0.2 + 0.6 * torch.rand(2, 1, 16, 16, generator=g, dtype=torch.float64), generator=g)
+    bound = gamma_max_bound(y, ell.reshape(-1, 1, 1, 1))
+    # scores at and beyond the valid range s < (l - 1)/y: D = 0 (the old formula divided by eps) and D < 0
+    edge = (ell.reshape(-1, 1, 1, 1) - 1) / y
+    for s in (edge, edge * (1 - 1e-12), edge + 3.0, 1e6 * torch.ones_like(y)):
+        out = tweedie(y, s, physics)
+        assert torch.allclose(out, bound.expand_as(y), rtol=1e-9), float((out / bound).max())
+    # arbitrary (badly learned) scores: always finite, non-negative and at most the bound
+    s = 200 * torch.randn(y.shape, generator=g, dtype=torch.float64)
+    out = tweedie(y, s, physics)
+    assert bool(torch.isfinite(out).all()) and bool((out >= 0).all()) and bool((out <= bound * (1 + 1e-12)).all())
+    # inside the valid range the formula is untouched: s = 0 gives the flat-prior l y / (l - 1)
+    flat = tweedie(y, torch.zeros_like(y), physics)
+    assert torch.allclose(flat, ell.reshape(-1, 1, 1, 1) * y / (ell.reshape(-1, 1, 1, 1) - 1), rtol=1e-12)
+    # float32 with a zero pixel: 0, not nan
+    y32 = y.float().clone()
+    y32[0, 0, 0, 0] = 0.0
+    out = tweedie(y32, torch.zeros_like(y32), Denoising(noise=Gamma(ell.float())))
+    assert float(out[0, 0, 0, 0]) == 0.0 and bool(torch.isfinite(out).all())
 
 
 def test_tweedie_per_sample_poisson_and_gamma_and_no_in_place_change():
@@ -268,8 +339,33 @@ def test_refuses_other_physics_and_noise():
             Noise2Score(**kwargs)
 
 
-def test_info():
+def test_info_and_mmse_optimality_per_noise_model():
     info = Noise2Score.info
-    assert (info.train_evals, info.test_evals, info.single_y, info.mmse_optimal) == (1, 1, True, True)
+    # one flag for the class, and Gamma (harmonic mean) and Poisson "noise2score" (geometric mean) are not MMSE
+    assert (info.train_evals, info.test_evals, info.single_y, info.mmse_optimal) == (1, 1, True, False)
+    assert Noise2Score().mmse_optimal_for(Gaussian(0.1))  # exact (quadrature test above)
+    assert Noise2Score().mmse_optimal_for(Poisson(0.1))  # Robbins' mean, up to the midpoint rule
+    assert not Noise2Score(poisson_formula="noise2score").mmse_optimal_for(Poisson(0.1))
+    assert not Noise2Score().mmse_optimal_for(Gamma(10.0))
+    with pytest.raises(ValueError, match="Gaussian, Poisson, Gamma"):
+        Noise2Score().mmse_optimal_for(PoissonGaussian(0.1, 0.1))
     assert not info.unknown_separable_noise and not info.unknown_coloured_noise
     assert info.noise_models == (Gaussian, Poisson, Gamma) and not info.general_operator
+
+
+# ---------------------------------------------------------------------- the network the experiments give it
+def test_experiments_give_noise2score_a_network_without_a_skip_connection_from_the_input():
+    """The network's output is the score, of size ~(x - y)/sigma^2, not an image: a residual network y - net(y)
+    would have to learn net(y) = y - s(y). The experiments' backbone must not add y to its output."""
+    from selfinv.config import LOSS_BACKBONES
+    from selfinv.models import BACKBONES
+
+    spec = dict(LOSS_BACKBONES["noise2score"])
+    torch.manual_seed(0)
+    net = BACKBONES[spec.pop("name")](1, 1, **spec).eval()
+    assert net.residual is False
+    for p in net.parameters():  # a network whose every weight is zero outputs 0, not y
+        nn.init.zeros_(p)
+    y = torch.rand(2, 1, 12, 12, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert float(net(y).abs().max()) == 0.0
