@@ -160,7 +160,7 @@ def run_comparison(cfg, losses: list[str | Variant], out: Path, steps: int | Non
                 psnr=summary["psnr"], ssim=summary["ssim"], val_loss=last.get("val_loss"), steps=result.state.step,
                 train_seconds=result.seconds,
                 step_seconds_median=sorted(result.step_times)[len(result.step_times) // 2] if result.step_times else None,
-                network_evals_per_step=loss.info.train_evals, test_evals=loss.info.test_evals,
+                network_evals_per_step=loss.train_evals_for(op), test_evals=loss.info.test_evals,
                 test_seconds_per_image=summary["seconds_per_image"], model=lcfg.model.backbone.name,
             )
             run["baseline"] = summary["baseline"]

@@ -146,6 +146,11 @@ class Loss(nn.Module):
         if not info.general_operator and not _is_identity(physics):
             raise ValueError(f"{type(self).__name__}: only defined for denoising (A = I), got {type(physics).__name__}")
 
+    def train_evals_for(self, physics: LinearOperator) -> int:
+        """Network evaluations of one training step with this physics (``info.train_evals`` unless the count
+        depends on the noise model, as PG-URE's second-order term does)."""
+        return self.info.train_evals
+
     def test_model(self, model: Model) -> Model:
         """The test-time estimator: the model itself unless the method prescribes another."""
         return model

@@ -50,6 +50,11 @@ def split_masks(
     b = acquired.shape[0]
     flat = acquired.reshape(b, -1)
     dev = flat.device
+    if groups is not None and groups.shape[0] == 1 and groups.numel() == flat.shape[1]:
+        if torch.equal(groups.reshape(-1), torch.arange(flat.shape[1], device=groups.device)):
+            groups = None  # one group per entry (the default of unstructured operators)
+    if groups is None and kind == "bernoulli":
+        return _entry_split(flat, split_ratio, generator, owner).reshape(acquired.shape)
     if groups is None:
         labels = torch.arange(flat.shape[1], device=dev).expand(b, -1)
     else:
@@ -82,6 +87,20 @@ def split_masks(
     held_group = order.argsort(1) < n_held[:, None]
     held = held_group.gather(1, labels) & flat
     return (flat & ~held).reshape(acquired.shape)
+
+
+def _entry_split(flat: torch.Tensor, split_ratio: float, generator: torch.Generator | None, owner: str) -> torch.Tensor:
+    r""":func:`split_masks` for single entries ranked uniformly (the same law, one ``topk`` instead of two sorts):
+    a uniformly random set of :math:`\min(\max(n_{\text{target}}, 1), n_{\text{acq}} - 1)` acquired entries is held out."""
+    n_acq = flat.sum(1)
+    if bool((n_acq < 2).any()):
+        bad = (n_acq < 2).nonzero().flatten().tolist()
+        raise ValueError(f"{owner}: sample(s) {bad} acquire fewer than 2 groups of entries; there is nothing to split")
+    keys = _random.rand(flat.shape, generator=generator, dtype=torch.float64, device=flat.device).masked_fill(~flat, -1.0)
+    n_held = torch.minimum(torch.round((1.0 - split_ratio) * n_acq.to(torch.float64)).long().clamp_min(1), n_acq - 1)
+    top = keys.topk(int(n_held.max()), dim=1).values  # descending
+    held = (keys >= top.gather(1, (n_held - 1)[:, None])) & flat
+    return flat & ~held
 
 
 class Splitting(Loss):

@@ -237,5 +237,11 @@ class SURE(Loss):
         div, div2 = second_divergence(h, y, self.divergence, h_y, weight=weight, mask=d, **kw)
         return (residual - offset + 2 * div - 2 * _per_sample_scalar(gain * s2, batch) * div2) / m
 
+    def train_evals_for(self, physics: LinearOperator) -> int:
+        noise = getattr(physics, "noise", None)
+        if isinstance(noise, PoissonGaussian) and self.second_order:
+            return 1 + 2 * self.n_probes  # f(y), then two perturbed evaluations per probe for the second-order term
+        return self.info.train_evals
+
     def extra_repr(self) -> str:
         return f"divergence={self.divergence!r}"

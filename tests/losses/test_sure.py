@@ -265,9 +265,9 @@ def test_network_evaluations_per_method():
     pg = Denoising(noise=PoissonGaussian(0.1, 0.1))
     y = pg(torch.rand(4, n, generator=gen(42), dtype=F64) + 0.5, generator=gen(43))
     for second_order, calls in ((True, 3), (False, 2)):
-        model = Counting(linear(W))
-        SURE(second_order=second_order)(y, pg, model, generator=gen(44))
-        assert model.calls == calls
+        model, loss = Counting(linear(W)), SURE(second_order=second_order)
+        loss(y, pg, model, generator=gen(44))
+        assert model.calls == calls == loss.train_evals_for(pg)  # what compare and loss_speed report
 
 
 def test_hutchinson_sure_gives_model_gradients_and_works_without_grad():
