@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from selfinv.data import embedded_images
-from selfinv.losses import LOSSES, _example
+from selfinv.losses import LOSSES
 from selfinv.models import Autoencoder, BackProjection, BlindSpotNet, DnCNN
 from selfinv.noise import Gaussian
 from selfinv.physics import Denoising
@@ -54,7 +54,7 @@ def setup(name: str, x: torch.Tensor):
     noise = Gaussian(25 / 255)
     if name == SUP_INCOMPLETE:
         loss, physics, model, y, y2, opt = setup("splitting", x)
-        return _example("supervised"), physics, model, y, y2, opt
+        return LOSSES["supervised"].example(), physics, model, y, y2, opt
     if name in INCOMPLETE:
         physics = BernoulliMaskSampler(S, p=0.5)(B, generator=torch.Generator().manual_seed(1), noise=noise)
         model = BackProjection(DnCNN(1, 1, depth=8, width=32, batch_norm=False), init="adjoint")
@@ -70,7 +70,7 @@ def setup(name: str, x: torch.Tensor):
 
         loss = MOI(BernoulliMaskSampler(S, p=0.5))
     else:
-        loss = _example(name)
+        loss = LOSSES[name].example()
     y = physics(x, generator=torch.Generator().manual_seed(2))
     y2 = physics(x, generator=torch.Generator().manual_seed(3))
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)

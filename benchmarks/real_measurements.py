@@ -66,14 +66,14 @@ def knee_kspace(data: Path, out: Path, sigma: float = 0.02) -> Path:
 
 
 def run(cfg_dict: dict, runs: list, out: Path, steps: int):
-    from selfinv.cli.compare_cmd import run_comparison
     from selfinv.config import parse_config
+    from selfinv.engine import run_comparison
 
     if out.exists():
         shutil.rmtree(out)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return run_comparison(parse_config(cfg_dict), runs, out, steps)
+        return run_comparison(parse_config(cfg_dict), runs, out, steps).results
 
 
 def table(results: dict, baseline_label: str) -> list[str]:
@@ -98,7 +98,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.data:
         parser.error("give the data folder with --data or SELFINV_DATA")
-    from selfinv.cli.compare_cmd import Variant
+    from selfinv.engine import Variant
 
     data = Path(args.data).resolve()
     out = ROOT / "benchmarks" / "results" / "real_measurements"

@@ -68,7 +68,7 @@ def in_process(ckpt: Path, size: int) -> dict:
     import torch
 
     from selfinv.config import parse_config
-    from selfinv.experiment import build_model
+    from selfinv.engine import build_model
     from selfinv.inference import receptive_field, tiled_apply
     from selfinv.physics import Denoising
     from selfinv.training import load_checkpoint

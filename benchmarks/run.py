@@ -3,7 +3,7 @@
     python benchmarks/run.py EXPERIMENT [--data ../shared/data] [--preset cpu|gpu] [--out DIR]
 
 An experiment is one or more parts; a part is a ``selfinv compare`` config in ``benchmarks/configs/`` plus
-the runs to compare: loss names, or labelled :class:`~selfinv.cli.compare_cmd.Variant` runs (the config with
+the runs to compare: loss names, or labelled :class:`~selfinv.engine.compare.Variant` runs (the config with
 ``--set``-style overrides: another assumed noise level, a mask per image, fewer training images...).
 The experiments, their runs and the literature's numbers (../shared/reference/anchors.md) are in
 ``benchmarks/experiments.py``. Data come from ``--data`` or ``SELFINV_DATA``. The CPU preset fits in ≤ 30
@@ -31,7 +31,7 @@ from experiments import EXPERIMENTS  # noqa: E402
 
 
 def runs_of(part: dict):
-    from selfinv.cli.compare_cmd import Variant
+    from selfinv.engine import Variant
 
     return [r if isinstance(r, str) else Variant(r[0], tuple(r[1])) for r in part["runs"]]
 
@@ -50,7 +50,7 @@ def load_part_config(part: dict, data_dir: str, preset: str, gpu: list[str], ext
 
 def extra_test_sets(cfg, part: dict, data_dir: str) -> dict:
     from selfinv.config import apply_overrides, parse_config
-    from selfinv.experiment import build_test_set
+    from selfinv.engine import build_test_set
 
     out = {}
     for label, overrides in part.get("extra_tests", {}).items():
@@ -263,8 +263,7 @@ def main() -> None:
     if not args.data:
         parser.error("give the data folder with --data or SELFINV_DATA")
     spec = EXPERIMENTS[args.experiment]
-    from selfinv.cli.compare_cmd import run_comparison
-    from selfinv.experiment import build_test_set
+    from selfinv.engine import build_test_set, run_comparison
 
     out_root = Path(args.out or ROOT / "benchmarks" / "results" / args.experiment)
     chosen = spec["parts"] if not args.parts else [p for p in spec["parts"] if p["key"] in args.parts.split(",")]
@@ -283,7 +282,7 @@ def main() -> None:
                 shutil.rmtree(out)  # results are regenerated, never hand-edited (benchmarks/results is not committed)
             started = time.perf_counter()
             extra = extra_test_sets(cfg, part, args.data)
-            results = run_comparison(cfg, runs_of(part), out, extra_tests=extra)
+            results = run_comparison(cfg, runs_of(part), out, extra_tests=extra).results
             classical = None
             if part.get("bm3d"):
                 classical = bm3d_rows(cfg, {"main": build_test_set(cfg), **extra})

@@ -102,7 +102,7 @@ def main() -> None:
         parser.error("give the data folder with --data or SELFINV_DATA")
     from run import load_part_config, write_section
 
-    from selfinv.cli.compare_cmd import Variant, run_comparison
+    from selfinv.engine import Variant, run_comparison
 
     out_root = ROOT / "benchmarks" / "results" / "sure_gap"
     chosen = [p for p in PARTS if not args.parts or p[0] in args.parts.split(",")]
@@ -118,7 +118,7 @@ def main() -> None:
             cfg = load_part_config({"config": "gaussian_ladder.yaml", "set": common}, args.data, "cpu", [], [])
             entries = [Variant(r[0], tuple(r[1])) if isinstance(r, tuple) else r for r in runs]
             t0 = time.perf_counter()
-            results = run_comparison(cfg, entries, out, steps)
+            results = run_comparison(cfg, entries, out, steps).results
             (out / "seconds.txt").write_text(f"{time.perf_counter() - t0:.1f}\n")
             seconds += time.perf_counter() - t0
         done.append((heading, results))

@@ -1,4 +1,4 @@
-"""Per-sample parameters shared by noise models and operators.
+"""Per-sample parameters shared by noise models and operators, and per-sample inner products.
 
 A module lists the names of its tensors that may carry one value per sample in ``_per_sample``.
 The leading dimension of such a tensor is either 1 (shared by the whole batch) or B (one per sample).
@@ -95,3 +95,13 @@ def broadcast_param(p: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     if p.ndim == 0:
         return p
     return p.reshape(-1, *([1] * (like.ndim - 1)))
+
+
+def dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-sample real inner product :math:`\\operatorname{Re}\\langle a, b\\rangle` over real degrees of freedom, (B,).
+
+    Complex entries count as pairs of real numbers (``Re(conj(a) b)``), whichever of the two is complex.
+    """
+    if a.is_complex() or b.is_complex():
+        return (a.conj() * b).real.flatten(1).sum(1)
+    return (a * b).flatten(1).sum(1)

@@ -2,11 +2,47 @@
 
 Draws are made on the generator's device and then moved to the target device, so a seed gives
 the same numbers on CPU and GPU (the habit kornia documents in its TESTING.md).
+
+:func:`global_seed` is the one exception, for code that cannot take a generator (weight initialisation
+in ``nn.Module`` constructors, dropout): it seeds PyTorch's global generator for a block and restores it after.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
+
+
+@contextmanager
+def global_seed(seed: int, device: torch.device | str | None = None) -> Iterator[None]:
+    """Run a block with PyTorch's global CPU generator (and ``device``'s, when it is a CUDA device) seeded
+    with ``seed``, and restore their states after it.
+
+    For draws that cannot take a ``torch.Generator``: the weight initialisation of ``nn.Module``
+    constructors and layers such as dropout. The block's draws depend only on ``seed``, and the caller's
+    global state is the same after the block as before it (the library never changes it).
+
+    Example:
+        >>> import torch
+        >>> before = torch.get_rng_state()
+        >>> with global_seed(0):
+        ...     a = torch.rand(2)
+        >>> with global_seed(0):
+        ...     b = torch.rand(2)
+        >>> torch.equal(a, b), torch.equal(torch.get_rng_state(), before)
+        (True, True)
+    """
+    device = torch.device("cpu" if device is None else device)
+    cuda = device.type == "cuda"
+    index = (device.index if device.index is not None else torch.cuda.current_device()) if cuda else None
+    with torch.random.fork_rng(devices=[index] if cuda else [], device_type="cuda"):
+        torch.default_generator.manual_seed(seed)
+        if cuda:
+            with torch.cuda.device(index):
+                torch.cuda.manual_seed(seed)
+        yield
 
 
 def _gen_device(generator: torch.Generator | None, device: torch.device) -> torch.device:

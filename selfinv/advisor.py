@@ -1,14 +1,19 @@
 r"""The advisor: which self-supervised losses can learn from *these* measurements, and why.
 
-It combines the loss registry's properties (:data:`selfinv.losses.LOSSES`: noise models supported,
-A ≠ I, pairs needed) with the identifiability conditions of :mod:`selfinv.theory`:
+It combines each registered loss's facts (the :class:`~selfinv.losses.LossInfo` of
+:meth:`Loss.example() <selfinv.losses.Loss.example>` for every entry of :data:`selfinv.losses.LOSSES`: noise
+models supported, A ≠ I, pairs needed, the risk it estimates, what makes the nullspace visible to it) with
+the identifiability conditions of :mod:`selfinv.theory`. The rules read those fields only, never a loss's
+name, so a newly registered loss gets a verdict without an edit here:
 
-* one operator that is not injective: its nullspace is invisible to every measurement-domain loss
-  (MC, SURE, R2R, Noise2Noise, UNSURE); something must add information;
-* several operators :math:`A_g` (a sampler): MOI and splitting need :math:`\operatorname{rank}\,
-  \mathbb{E}_g A_g^\top A_g = n` (Tachella, Chen & Davies 2022; Daras et al. 2024);
-* a group of transforms: EI/REI need :math:`\operatorname{rank}\,\mathbb{E}_g T_g^\top A^\top A T_g = n`,
-  impossible when A is equivariant to the group (Tachella et al., JMLR 2023).
+* one operator that is not injective: its nullspace is invisible to every loss of the measurement risk
+  (``risk == "measurement"``: MC, SURE, R2R, Noise2Noise, UNSURE); something must add information;
+* several operators :math:`A_g` (a sampler): the losses with ``needs_operator_family`` (MOI, splitting)
+  need :math:`\operatorname{rank}\,\mathbb{E}_g A_g^\top A_g = n` (Tachella, Chen & Davies 2022; Daras et
+  al. 2024);
+* a group of transforms: the losses with ``needs_transforms`` (EI/REI) need
+  :math:`\operatorname{rank}\,\mathbb{E}_g T_g^\top A^\top A T_g = n`, impossible when A is equivariant to
+  the group (Tachella et al., JMLR 2023).
 
 Example:
     >>> import torch
@@ -26,16 +31,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from selfinv.losses import LOSSES, Loss
-from selfinv.losses import _example as example_loss
+from selfinv.losses import LOSSES, LossInfo
 from selfinv.noise import Unknown
 from selfinv.physics.base import LinearOperator
 from selfinv.physics.denoising import Denoising
 from selfinv.theory import RankResult, is_equivariant, rank_condition
 from selfinv.transforms import Transform
-
-#: losses that only estimate the measurement-domain risk E‖A(f(y) − x)‖² (blind to the nullspace of A)
-MEASUREMENT_DOMAIN = ("mc", "sure", "r2r", "noise2noise", "unsure", "unsure_covariance", "unsure_pg")
 
 
 @dataclass(frozen=True)
@@ -138,16 +139,17 @@ def advise(
             msg += f" (up from {single.rank})"
         advice.transform_lines.append(msg + ".")
 
-    for loss_name in LOSSES:
+    for loss_name, cls in LOSSES.items():
         advice.verdicts.append(
-            _verdict(loss_name, example_loss(loss_name), physics, denoising, injective, family, good_transforms, pairs, noise_known)
+            _verdict(loss_name, cls.example().info, physics, denoising, injective, family, good_transforms, pairs, noise_known)
         )
     return advice
 
 
-def _verdict(name, loss: Loss, physics, denoising, injective, family, good_transforms, pairs, noise_known) -> Verdict:
-    """One loss's verdict, from its :class:`~selfinv.losses.LossInfo` and the identifiability facts only."""
-    info, noise = loss.info, physics.noise
+def _verdict(name: str, info: LossInfo, physics, denoising, injective, family, good_transforms, pairs, noise_known) -> Verdict:
+    """One loss's verdict, from its :class:`~selfinv.losses.LossInfo` and the identifiability facts only
+    (``name`` only labels the verdict)."""
+    noise = physics.noise
     coloured = isinstance(noise, Unknown) and not noise.separable
     if info.needs_ground_truth:
         return Verdict(name, False, "needs ground truth x (the reference to compare with, not a training option)")
@@ -172,23 +174,23 @@ def _verdict(name, loss: Loss, physics, denoising, injective, family, good_trans
         if not isinstance(noise, info.noise_models):
             allowed = ", ".join(k.__name__ for k in info.noise_models)
             return Verdict(name, False, f"supports {allowed} noise, not {type(noise).__name__}")
-    if name == "mc" and noise is not None and denoising:
-        return Verdict(name, False, "collapses to f(y) = y on noisy data (kept as a reference)")
-    if name in ("moi", "splitting"):
+    if info.needs_operator_family:
         if family is None:
             return Verdict(name, False, "needs measurements through several operators (give the operator family)")
         if not family.holds:
             return Verdict(name, False, f"the operator family is not identifiable: rank {family.rank}/{family.n}")
         return Verdict(name, True, f"the operators together have full rank ({family.rank}/{family.n})")
-    if name in ("ei", "rei"):
+    if info.needs_transforms:
         if denoising:
             return Verdict(name, False, "A = I: nothing in the nullspace for equivariance to recover")
         if not good_transforms:
             return Verdict(name, False, "no given transform group makes rank E_g T_gᵀAᵀAT_g = n (try rotations, shifts)")
-        if name == "ei" and noise is not None:
-            return Verdict(name, False, "noisy data: use rei (SURE/R2R consistency) instead")
+        if info.noise_caveat is not None and noise is not None:
+            return Verdict(name, False, info.noise_caveat)
         return Verdict(name, True, f"full rank with {good_transforms[0]!r}")
-    if name in MEASUREMENT_DOMAIN and not injective:
+    if info.noise_caveat is not None and noise is not None and denoising:
+        return Verdict(name, False, info.noise_caveat)
+    if info.risk == "measurement" and not injective:
         if family is not None and family.holds:
             return Verdict(name, True, "estimates the measurement risk; the operator family makes it identifiable")
         return Verdict(name, False, "only sees the range of A: the nullspace stays unlearned (add EI/REI or MOI)")

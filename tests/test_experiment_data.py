@@ -11,7 +11,7 @@ import torch
 
 from selfinv.config import ConfigError, parse_config
 from selfinv.data import MeasurementDataset, RandomPatches, write_image
-from selfinv.experiment import build_experiment, build_test_set
+from selfinv.engine import build_experiment, build_test_set
 from selfinv.noise import Gaussian, Unknown
 from selfinv.physics import MRI
 from selfinv.training.holdout import HeldOutEntries
@@ -86,15 +86,15 @@ def test_advisor_and_registry_agree_on_unknown_noise():
     """One source: a loss applies to unknown separable (coloured) noise on denoising exactly when its LossInfo
     says it tolerates it (and it needs nothing else: pairs, ground truth)."""
     from selfinv.advisor import advise
-    from selfinv.losses import LOSSES, _example
+    from selfinv.losses import LOSSES
     from selfinv.physics import Denoising
 
     for separable, flag in ((True, "unknown_separable_noise"), (False, "unknown_coloured_noise")):
         advice = advise(Denoising(noise=Unknown(separable=separable)), pairs=True)
         for name in LOSSES:
-            info = _example(name).info
+            info = LOSSES[name].example().info
             # apart from the noise, denoising rules out only the operator-family and equivariance losses
-            expected = getattr(info, flag) and not info.needs_ground_truth and name not in ("moi", "splitting", "ei", "rei")
+            expected = getattr(info, flag) and not (info.needs_ground_truth or info.needs_operator_family or info.needs_transforms)
             assert advice.verdict(name).applicable == expected, (name, separable, advice.verdict(name))
     applicable = advise(Denoising(noise=Unknown())).applicable
     assert {"noise2void", "noise2self", "neighbor2neighbor", "unsure"} <= set(applicable)

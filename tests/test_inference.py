@@ -16,14 +16,7 @@ from selfinv.inference import _axis_tiles, _axis_windows, receptive_field, tiled
 from selfinv.models.unet import UNet
 from selfinv.physics.mri import channels_to_complex, complex_to_channels
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one thread avoids OpenMP oversubscription on busy machines (restored after)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def cnn(depth: int, cin: int = 2, cout: int = 3, width: int = 5, dtype=torch.float64, seed: int = 0) -> nn.Module:
@@ -344,6 +337,7 @@ _MEMORY_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_memory_is_bounded_on_a_4096_image():
     """4096x4096 float32 through a 2-layer, 4-channel CNN in 512 tiles: the peak resident memory grows by the
     output (64 MiB) plus a few tiles, not by the 4-channel 4096x4096 activations (~1.3 GiB whole-image)."""

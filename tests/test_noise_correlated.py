@@ -12,15 +12,12 @@ import pytest
 import torch
 
 from selfinv.noise import NOISE_MODELS, CorrelatedGaussian
+from tests.helpers import gen
 
 F64 = torch.float64
 KERNEL = torch.tensor([[0.2, 1.0, 0.0], [0.5, 1.0, -0.3], [0.0, 0.4, 0.1]], dtype=F64)
 SIGMAS = torch.tensor([0.05, 0.3, 1.0], dtype=F64)
 B, H = 6000, 12  # 2000 images per σ, 12 × 12 pixels (≥ 2·3 − 1, so no circular aliasing of offsets)
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def draw(seed: int = 0, clean: float = 0.7) -> tuple[CorrelatedGaussian, torch.Tensor]:

@@ -15,12 +15,9 @@ import torch
 from selfinv.data import embedded_images
 from selfinv.data.embedded import TEST_NAMES
 from selfinv.noise_estimation import MAD_TO_SIGMA, estimate_sigma
+from tests.helpers import gen
 
 F64 = torch.float64
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def test_the_constant_is_the_median_of_a_half_normal():

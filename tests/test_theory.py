@@ -20,12 +20,9 @@ from selfinv.theory import (
     rank_condition,
 )
 from selfinv.transforms import Reflect, Rotate, Shift
+from tests.helpers import gen
 
 H = 16
-
-
-def _gen(seed=0):
-    return torch.Generator().manual_seed(seed)
 
 
 # ---------------------------------------------------------------------- check_theory.py #8, reproduced
@@ -96,7 +93,7 @@ def test_mri_shift_is_a_k_space_modulation():
     """A T_g = D_g A with D_g diagonal: the ratio A T_g x / A x does not depend on x."""
     op = MRI(torch.ones(H, H))
     T, p = Shift(), torch.tensor([[3.0, -5.0]])
-    x1, x2 = (torch.randn(1, 1, H, H, dtype=torch.complex128, generator=_gen(s)) for s in (1, 2))
+    x1, x2 = (torch.randn(1, 1, H, H, dtype=torch.complex128, generator=gen(s)) for s in (1, 2))
     d1 = op.A(T.apply(x1, p)) / op.A(x1)
     d2 = op.A(T.apply(x2, p)) / op.A(x2)
     torch.testing.assert_close(d1, d2)
@@ -116,7 +113,7 @@ def test_equivariance_known_answers():
 
 @pytest.mark.parametrize(
     "kernel",
-    [gaussian_kernel(1.5), box_kernel(4), motion_kernel(7.0, 30.0), torch.rand(5, 5, generator=_gen(3), dtype=torch.float64)],
+    [gaussian_kernel(1.5), box_kernel(4), motion_kernel(7.0, 30.0), torch.rand(5, 5, generator=gen(3), dtype=torch.float64)],
     ids=["gaussian", "box4", "motion", "random"],
 )
 def test_blur_with_any_kernel_is_shift_equivariant(kernel):
@@ -131,10 +128,10 @@ def test_blur_with_any_kernel_is_shift_equivariant(kernel):
 
 
 def test_per_sample_operators_are_all_tested():
-    ops = MRIMaskSampler(H, acceleration=4, center_fraction=0.125)(3, generator=_gen())
+    ops = MRIMaskSampler(H, acceleration=4, center_fraction=0.125)(3, generator=gen())
     assert is_equivariant(ops, Shift()).equivariant
-    masks = BernoulliMaskSampler(8, p=0.5)(3, generator=_gen())
-    res = is_equivariant(masks, Shift(), n_tests=10, generator=_gen(1))
+    masks = BernoulliMaskSampler(8, p=0.5)(3, generator=gen())
+    res = is_equivariant(masks, Shift(), n_tests=10, generator=gen(1))
     assert not res.equivariant and res.n_tested == 10 and not res.exhaustive
     assert "not equivariant" in str(res) and "\n" not in str(res)
 
@@ -144,7 +141,7 @@ def test_bernoulli_masks_full_rank_iff_union_covers():
     sampler = BernoulliMaskSampler(3, p=0.5)  # P(full rank) = 0.875^9 = 0.30
     outcomes = set()
     for seed in range(12):
-        ops = sampler(3, generator=_gen(seed))
+        ops = sampler(3, generator=gen(seed))
         union = (ops.mask > 0).any(0)
         r = rank_condition(ops)
         assert r.rank == int(union.sum()) and r.n_operators == 3
@@ -157,7 +154,7 @@ def test_probability_of_full_rank_matches_theory():
     """P(full rank) = (1 - (1-p)^G)^n for G i.i.d. Bernoulli(p) masks (anchors §6 item 12)."""
     n, p, G, trials = 4, 0.5, 3, 300
     sampler = BernoulliMaskSampler(2, p=p)
-    g = _gen(11)
+    g = gen(11)
     hits = sum(rank_condition(sampler, n_operators=G, generator=g).holds for _ in range(trials))
     expected = (1 - (1 - p) ** G) ** n
     se = math.sqrt(expected * (1 - expected) / trials)
@@ -167,7 +164,7 @@ def test_probability_of_full_rank_matches_theory():
 def test_splitting_a_fixed_operator_is_not_identifiable():
     """Splits S_b of one fixed mask Omega never see outside Omega: the rank is at most |Omega| (anchors §6 item 13)."""
     omega = MASK.float()
-    splits = BernoulliMaskSampler(H, p=0.6).sample(20, generator=_gen(4))[:, 0]
+    splits = BernoulliMaskSampler(H, p=0.6).sample(20, generator=gen(4))[:, 0]
     r = rank_condition([Inpainting(omega * s) for s in splits])
     assert r.rank == int(omega.sum()) == 127 and not r.holds and r.n_operators == 20
     same = rank_condition([Inpainting(omega)] * 5)  # repeating one operator adds nothing
@@ -176,8 +173,8 @@ def test_splitting_a_fixed_operator_is_not_identifiable():
 
 def test_list_and_sampler_agree():
     sampler = BernoulliMaskSampler(8, p=0.25)
-    from_sampler = rank_condition(sampler, n_operators=4, generator=_gen(5))
-    batched = sampler(4, generator=_gen(5))
+    from_sampler = rank_condition(sampler, n_operators=4, generator=gen(5))
+    batched = sampler(4, generator=gen(5))
     from_list = rank_condition([batched.select(i) for i in range(4)])
     from_batched = rank_condition(batched)
     assert from_sampler.rank == from_list.rank == from_batched.rank
@@ -186,7 +183,7 @@ def test_list_and_sampler_agree():
 
 
 def test_operators_and_transforms_combine():
-    ops = BernoulliMaskSampler(8, p=0.1)(2, generator=_gen(2))
+    ops = BernoulliMaskSampler(8, p=0.1)(2, generator=gen(2))
     r = rank_condition(ops, Rotate(n=4))
     assert r.G == 8 and r.group_size == 4 and r.n_operators == 2
     union = (ops.mask[:, 0] > 0).any(0)
@@ -196,11 +193,11 @@ def test_operators_and_transforms_combine():
 
 # ---------------------------------------------------------------------- dense vs matrix-free
 def test_dense_and_matrix_free_agree_on_medium_cases():
-    mask = (torch.rand(32, 32, generator=_gen(6)) < 0.02).float()
+    mask = (torch.rand(32, 32, generator=gen(6)) < 0.02).float()
     d = rank_condition(Inpainting(mask), Shift(step=4), method="dense")
     f = rank_condition(Inpainting(mask), Shift(step=4), method="matrix-free")
     assert d.rank == f.rank < 1024 and d.method == "dense" and f.method == "matrix-free"
-    mri = MRIMaskSampler(32, acceleration=4, center_fraction=0.125)(1, generator=_gen(7))
+    mri = MRIMaskSampler(32, acceleration=4, center_fraction=0.125)(1, generator=gen(7))
     d = rank_condition(mri, Rotate(n=4), method="dense")
     f = rank_condition(mri, Rotate(n=4), method="matrix-free")
     assert d.rank == f.rank and d.n == 1024 and 256 < d.rank < 1024
@@ -209,14 +206,14 @@ def test_dense_and_matrix_free_agree_on_medium_cases():
 
 def test_randomized_range_finder_agrees_with_dense():
     """Operators with no pixel or Fourier structure use the general matrix-free path."""
-    mask = (torch.rand(12, 12, generator=_gen(8)) < 0.4).float()
+    mask = (torch.rand(12, 12, generator=gen(8)) < 0.4).float()
     cases = [
         (Inpainting(mask) @ Blur(box_kernel(2)), None, None),
         (Inpainting(mask), Rotate(degrees=(0.0, 360.0)), 3),
     ]
     for op, T, k in cases:
-        d = rank_condition(op, T, n_transforms=k, method="dense", generator=_gen(1))
-        f = rank_condition(op, T, n_transforms=k, method="matrix-free", generator=_gen(1))
+        d = rank_condition(op, T, n_transforms=k, method="dense", generator=gen(1))
+        f = rank_condition(op, T, n_transforms=k, method="matrix-free", generator=gen(1))
         assert f.algorithm == "randomized-range-finder"
         assert d.rank == f.rank, (d, f)
         assert 0 < d.rank <= 144
@@ -230,7 +227,7 @@ def test_randomized_range_finder_agrees_with_dense():
 def test_matrix_free_group_averages_match_dense(T):
     """Permutation groups are averaged by gathers (nested over product factors, FFT for shift sets
     that are not symmetric under negation); eigenvalues must match the dense computation."""
-    g = _gen(9)
+    g = gen(9)
     ops = [
         BernoulliMaskSampler(12, p=0.1)(2, generator=g),  # pixel-diagonal
         Inpainting((torch.rand(1, 3, 12, 12, generator=g) > 0.8).float()),  # pixel-diagonal, 3 channels
@@ -243,16 +240,16 @@ def test_matrix_free_group_averages_match_dense(T):
         assert f.algorithm in ("pixel-diagonal", "fourier-diagonal")
         assert d.rank == f.rank and math.isclose(d.lambda_max, f.lambda_max, rel_tol=1e-9), (op, d, f)
     # a random sample of the group (not a full product group) takes the element-by-element path
-    d = rank_condition(ops[0], T, method="dense", n_transforms=5, generator=_gen(1))
-    f = rank_condition(ops[0], T, method="matrix-free", n_transforms=5, generator=_gen(1))
+    d = rank_condition(ops[0], T, method="dense", n_transforms=5, generator=gen(1))
+    f = rank_condition(ops[0], T, method="matrix-free", n_transforms=5, generator=gen(1))
     assert d.rank == f.rank and d.group_size == f.group_size == 5
 
 
 def test_image_sized_problems_are_fast():
-    mri = MRIMaskSampler(128, acceleration=4, center_fraction=0.08)(1, generator=_gen())
+    mri = MRIMaskSampler(128, acceleration=4, center_fraction=0.08)(1, generator=gen())
     assert rank_condition(mri, Shift() * Rotate(n=4)).method == "matrix-free"
     assert rank_condition(mri, Shift()).rank == 128 * 32  # 32 of 128 lines: shifts add nothing
-    masks = rank_condition(BernoulliMaskSampler(128, p=0.05), Shift(), n_operators=2, generator=_gen())
+    masks = rank_condition(BernoulliMaskSampler(128, p=0.05), Shift(), n_operators=2, generator=gen())
     assert masks.holds and masks.group_size == 128 * 128
 
 

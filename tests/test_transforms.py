@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from selfinv.transforms import Product, Reflect, Rotate, Scale, Shift, Transform
+from tests.helpers import gen
 
 EXACT = {
     "shift": lambda: Shift(),
@@ -29,12 +30,8 @@ ALL = {**EXACT, **INTERPOLATED}
 NEEDS_SQUARE = {"rotate4", "product"}  # 90-degree rotations swap H and W
 
 
-def _gen(seed=0):
-    return torch.Generator().manual_seed(seed)
-
-
 def _x(shape=(5, 2, 8, 8), dtype=torch.float64, seed=1):
-    return torch.randn(*shape, generator=_gen(seed), dtype=dtype)
+    return torch.randn(*shape, generator=gen(seed), dtype=dtype)
 
 
 @pytest.mark.parametrize("name", EXACT)
@@ -43,7 +40,7 @@ def test_exact_inverse_is_bit_exact(name, dtype):
     T = EXACT[name]()
     assert T.exact
     x = _x(dtype=dtype)
-    y, p = T(x, generator=_gen())
+    y, p = T(x, generator=gen())
     assert not torch.equal(y, x)  # something moved
     assert torch.equal(T.inverse(y, p), x)
     assert torch.equal(T.apply(T.inverse(x, p), p), x)
@@ -53,7 +50,7 @@ def test_exact_inverse_is_bit_exact(name, dtype):
 def test_rotate2_and_reflect_work_on_non_square_images():
     x = _x((4, 1, 6, 9))
     for T in (Rotate(n=2), Reflect(), Shift() * Rotate(n=2)):
-        y, p = T(x, generator=_gen(3))
+        y, p = T(x, generator=gen(3))
         assert y.shape == x.shape and torch.equal(T.inverse(y, p), x)
     assert torch.equal(Rotate(n=2).apply(x[:1], torch.tensor([[180.0]])), torch.rot90(x[:1], 2, dims=(-2, -1)))
 
@@ -62,7 +59,7 @@ def test_rotate2_and_reflect_work_on_non_square_images():
 def test_per_sample_parameters_and_batch_equals_single_applications(name):
     T = ALL[name]()
     x = _x((6, 2, 8, 8))
-    y, p = T(x, generator=_gen(2))
+    y, p = T(x, generator=gen(2))
     assert p.shape == (6, T.n_params) and p.dtype == torch.float64
     assert len({tuple(r) for r in p.tolist()}) > 1  # the samples get different elements
     for i in range(6):
@@ -75,12 +72,12 @@ def test_per_sample_parameters_and_batch_equals_single_applications(name):
 def test_reproducible_from_generator(name):
     T = ALL[name]()
     x = _x()
-    y1, p1 = T(x, generator=_gen(7))
-    y2, p2 = T(x, generator=_gen(7))
+    y1, p1 = T(x, generator=gen(7))
+    y2, p2 = T(x, generator=gen(7))
     assert torch.equal(p1, p2) and torch.equal(y1, y2)
-    _, p3 = T(x, generator=_gen(8))
+    _, p3 = T(x, generator=gen(8))
     assert not torch.equal(p1, p3)
-    assert torch.equal(T.sample(5, _gen(7), img_size=(8, 8)), p1)
+    assert torch.equal(T.sample(5, gen(7), img_size=(8, 8)), p1)
 
 
 @pytest.mark.parametrize(
@@ -99,7 +96,7 @@ def test_elements_enumerate_distinct_transforms(T, size, order):
     e = T.elements(size)
     assert e.shape == (order, T.n_params)
     assert len({tuple(r) for r in e.tolist()}) == order
-    x = torch.randn(1, 1, *size, generator=_gen(), dtype=torch.float64).expand(order, 1, *size)
+    x = torch.randn(1, 1, *size, generator=gen(), dtype=torch.float64).expand(order, 1, *size)
     y = T.apply(x, e).flatten(1)
     assert len({tuple(r) for r in y.tolist()}) == order  # |G| distinct maps, not only distinct labels
 
@@ -108,7 +105,7 @@ def test_product_sizes_multiply_and_sample_stays_in_elements():
     a, b = Shift(step=2), Rotate(n=4)
     assert len((a * b * Reflect()).elements(8)) == len(a.elements(8)) * len(b.elements(8)) * 4
     T = Shift(max_shift=1) * Rotate(n=4)
-    p = T.sample(300, _gen(), img_size=(8, 8))
+    p = T.sample(300, gen(), img_size=(8, 8))
     p[:, :2] %= 8
     allowed = {tuple(r) for r in T.elements(8).tolist()}
     assert {tuple(r) for r in p.tolist()} == allowed  # every element drawn, nothing else
@@ -130,8 +127,8 @@ def test_adjoint_identity(name, dtype):
     """<T x, y> = <x, T^T y> in float64 for every transform, interpolating ones included."""
     T = ALL[name]()
     x = _x((3, 2, 9, 9) if name in NEEDS_SQUARE else (3, 2, 9, 7), dtype, 1)
-    y = torch.randn(x.shape, generator=_gen(5), dtype=dtype)
-    p = T.sample(3, _gen(4), img_size=x.shape[-2:])
+    y = torch.randn(x.shape, generator=gen(5), dtype=dtype)
+    p = T.sample(3, gen(4), img_size=x.shape[-2:])
     lhs = torch.vdot(T.apply(x, p).flatten(), y.flatten())
     rhs = torch.vdot(x.flatten(), T.adjoint(y, p).flatten())
     assert abs(lhs - rhs) <= 1e-12 * max(1.0, abs(lhs))
@@ -140,7 +137,7 @@ def test_adjoint_identity(name, dtype):
 def test_product_order_and_inverse_order():
     x = _x()
     T = Shift() * Rotate(n=4)
-    p = T.sample(5, _gen(), img_size=(8, 8))
+    p = T.sample(5, gen(), img_size=(8, 8))
     expected = Rotate(n=4).apply(Shift().apply(x, p[:, :2]), p[:, 2:])
     assert torch.equal(T.apply(x, p), expected)
     assert torch.equal(T.inverse(expected, p), x)
@@ -174,7 +171,7 @@ def test_interpolated_rotation_by_90_matches_rot90():
 def test_scale_keeps_shape_constants_and_identity():
     x = _x((3, 2, 12, 10))
     for T in (Scale(), Scale(padding="reflect"), Scale(antialias=False)):
-        y, p = T(x, generator=_gen())
+        y, p = T(x, generator=gen())
         assert y.shape == x.shape and not T.exact
         c = torch.full_like(x, 0.7)
         torch.testing.assert_close(T.apply(c, p), c, rtol=0, atol=1e-12)  # constants are scale invariant
@@ -193,7 +190,7 @@ def test_complex_input_acts_on_real_and_imaginary_parts():
     z = _x((3, 2, 8, 8), torch.complex128)
     for T in ALL.values():
         T = T()
-        p = T.sample(3, _gen(), img_size=(8, 8))
+        p = T.sample(3, gen(), img_size=(8, 8))
         expected = torch.complex(T.apply(z.real.contiguous(), p), T.apply(z.imag.contiguous(), p))
         torch.testing.assert_close(T.apply(z, p), expected, rtol=0, atol=1e-12)
 
@@ -201,7 +198,7 @@ def test_complex_input_acts_on_real_and_imaginary_parts():
 def test_gradients_flow_through_interpolating_transforms():
     x = _x((2, 1, 8, 8)).requires_grad_()
     for T in (Rotate(degrees=(0, 90)), Scale()):
-        y, _ = T(x, generator=_gen())
+        y, _ = T(x, generator=gen())
         (g,) = torch.autograd.grad(y.square().sum(), x)
         assert torch.isfinite(g).all() and g.abs().sum() > 0
 

@@ -55,3 +55,7 @@ def _warnings_as_lines() -> None:
         typer.echo(f"warning: {text}", err=True)
 
     warnings.showwarning = show
+
+
+#: the help of ``--set`` (train, check, compare)
+SET_HELP = "Override a config key, e.g. --set training.lr=3e-4 --set loss.name=r2r (repeatable; values are YAML)."

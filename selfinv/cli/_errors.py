@@ -1,4 +1,5 @@
-"""One line on stderr per failure, exit code 1, no traceback unless ``--debug`` (or ``SELFINV_DEBUG=1``)."""
+"""One line on stderr per failure, exit code 1, no traceback unless ``--debug`` (or ``SELFINV_DEBUG=1``); the
+lines themselves come from :mod:`selfinv.engine.errors`."""
 
 from __future__ import annotations
 
@@ -10,54 +11,9 @@ from typing import Any
 
 import typer
 
-#: set by the global ``--debug`` option
-STATE = {"debug": False}
+from selfinv.engine.errors import STATE, debug, error_line, one_line
 
-
-def debug() -> bool:
-    return STATE["debug"] or os.environ.get("SELFINV_DEBUG", "") not in ("", "0")
-
-
-def one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
-def _device_error(exc: BaseException) -> str | None:
-    """torch's device failures (a device picked without the checks of ``pick_device``) in our words."""
-    text = str(exc)
-    if not isinstance(exc, (AssertionError, RuntimeError)):
-        return None
-    if "not compiled with CUDA" in text or "Torch not compiled with CUDA enabled" in text:
-        return "CUDA is not available on this machine (this torch is a CPU build); use --device cpu"
-    if "no NVIDIA driver" in text or ("CUDA driver" in text and "insufficient" in text):
-        return "CUDA is not available on this machine (no usable NVIDIA driver); use --device cpu"
-    if "invalid device ordinal" in text:
-        return "that CUDA device does not exist on this machine (see nvidia-smi); use --device cuda:0 or cpu"
-    if "MPS backend" in text and "not available" in text:
-        return "MPS is not available on this machine; use --device cpu"
-    return None
-
-
-def error_line(exc: BaseException) -> str:
-    """The message shown for an exception: ours as they are, anything else prefixed by its type."""
-    from pydantic import ValidationError
-
-    from selfinv.config import format_validation_error
-
-    if isinstance(exc, ValidationError):
-        return format_validation_error(exc)
-    if isinstance(exc, (ValueError, FileNotFoundError, FloatingPointError)):
-        msg = one_line(exc) or type(exc).__name__
-        return msg if not isinstance(exc, FileNotFoundError) or not exc.filename else f"{exc.filename}: no such file"
-    device = _device_error(exc)
-    if device is not None:
-        return device
-    if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
-        return "out of memory: use a smaller --tile, a smaller batch size or another device"
-    if isinstance(exc, OSError):
-        return one_line(f"{getattr(exc, 'filename', None) or ''}{': ' if getattr(exc, 'filename', None) else ''}{exc.strerror or exc}")
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return one_line(f"{type(exc).__name__}: {first}") + " (run with --debug for the traceback)"
+__all__ = ["STATE", "debug", "error_line", "fail", "guarded", "note"]
 
 
 def fail(message: str, code: int = 1) -> None:

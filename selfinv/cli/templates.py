@@ -5,7 +5,9 @@ SURE plus an equivariance term; robust equivariant imaging (REI) for the fixed i
 deblurring, compressed sensing, demosaicing). Small, CPU-friendly defaults (32-pixel patches, a two-level U-Net of width 16, a few hundred steps), a model
 per task (the U-Net alone for denoising, inside a back-projection wrapper for the incomplete operators), and
 per task the transforms for equivariant imaging: rotations for MRI and CT, shifts for inpainting,
-compressed sensing and demosaicing, down-scaling for deblurring.
+compressed sensing and demosaicing, down-scaling for deblurring. What depends on the loss is read off its
+class (``info``, ``needs_backbone``, ``default_backbone``, :meth:`~selfinv.losses.Loss.example` and its
+constructor's arguments), so a newly registered loss gets a template without an edit here.
 """
 
 from __future__ import annotations
@@ -14,10 +16,8 @@ import json
 import re
 from typing import Any
 
-from selfinv.advisor import MEASUREMENT_DOMAIN
-from selfinv.config import LOSS_BACKBONES, LossConfig
-from selfinv.experiment import section_fields
-from selfinv.losses import LOSSES, _example
+from selfinv.config import registry_fields
+from selfinv.losses import LOSSES
 from selfinv.noise import NOISE_MODELS
 
 TASKS = ("denoising", "inpainting", "mri", "ct", "deblur", "cs", "demosaic")
@@ -131,7 +131,7 @@ def check_loss(task: str, loss: str) -> None:
     """Refuse a loss that cannot work for the task (from the loss registry's properties)."""
     if loss not in LOSSES:
         raise ValueError(f"config init: --loss {loss!r} is not one of {', '.join(LOSSES)}")
-    info = _example(loss).info
+    info = LOSSES[loss].example().info
     if not info.general_operator and task != "denoising":
         raise ValueError(f"config init: {loss} is defined for denoising (A = I) only; choose another loss for {task}")
 
@@ -143,14 +143,15 @@ def render(task: str, loss: str | None = None) -> str:
     spec = TASK_SPECS[task]
     loss = loss or spec["loss"]
     check_loss(task, loss)
-    info = _example(loss).info
+    cls = LOSSES[loss]
+    info = cls.example().info
     noise = dict(spec["noise"])
     if info.noise_models is not None and NOISE_MODELS[noise["name"]] not in info.noise_models:
         name = next(k for k, c in NOISE_MODELS.items() if c in info.noise_models)
         noise = {"name": name, **NOISE_DEFAULTS.get(name, {})}
     pairs = not info.single_y
     incomplete = task != "denoising"
-    fields = section_fields(LossConfig, loss)
+    fields = registry_fields("loss", cls)  # from the class: a loss registered after the schema was built works too
     transform = spec["transform"] or {"name": "shift"}
 
     L: list[str] = []
@@ -207,10 +208,10 @@ def render(task: str, loss: str | None = None) -> str:
             add(f"  {k}: null")
     optional = {k: v for k, v in fields.items() if v is not ... and k not in ("weight", "extra")}
     if optional:
-        add(f"  # arguments of {LOSSES[loss].__name__} (defaults; uncomment to change):")
+        add(f"  # arguments of {cls.__name__} (defaults; uncomment to change):")
         for k, v in optional.items():
             add(f"  # {k}: {_v(v) if not isinstance(v, dict) else _flow(v)}")
-    if incomplete and loss in MEASUREMENT_DOMAIN:
+    if incomplete and info.risk == "measurement":
         if "sampler" in phys:
             add("  # The random operators (physics.sampler) make the measurement risk identifiable; an equivariance")
             add("  # term adds the invariance of the images to the group (remove it to compare).")
@@ -222,8 +223,8 @@ def render(task: str, loss: str | None = None) -> str:
         add("  extra: []                   # more terms added to the loss, each {name: ..., weight: ..., ...}")
     add("")
     add("model:")
-    backbone = LOSS_BACKBONES.get(loss, _UNET)
-    wrapper = {"name": "none"} if loss in LOSS_BACKBONES else spec["wrapper"]
+    backbone = cls.default_backbone or _UNET
+    wrapper = {"name": "none"} if cls.needs_backbone else spec["wrapper"]  # such losses take the network bare
     add(f"  backbone: {_flow(backbone)}   # BACKBONES: unet, dncnn, drunet, ...")
     add(f"  wrapper: {_flow(wrapper)}   # backprojection | unrolled | none | auto")
     add("")

@@ -1,20 +1,26 @@
 """Data: read and write files, the embedded photographs, patches, and the training datasets.
 
 * :mod:`~selfinv.data.readers`: :func:`read_image`, :func:`read_fastmri`, :func:`write_image`,
-  :class:`ImageInfo` — one axis convention, (C, H, W) or (D, C, H, W), and one clear error per failure.
+  :class:`ImageInfo` — one axis convention, (C, H, W) or (D, C, H, W), and one clear error per failure;
+  one table from file extension to reader (the formats in :mod:`~selfinv.data.image_formats`,
+  :mod:`~selfinv.data.array_formats`, :mod:`~selfinv.data.matlab`, :mod:`~selfinv.data.dicom_io`), and one
+  to writer (:mod:`~selfinv.data.writers`).
 * :mod:`~selfinv.data.normalization`: :class:`Normalization`, explicit and recorded.
 * :mod:`~selfinv.data.embedded`: :func:`embedded_images`, real photographs from the scikit-image
   wheel with a fixed train/test split.
 * :mod:`~selfinv.data.patches`: random crops from a generator, :class:`RandomPatches`, tiles.
 * :mod:`~selfinv.data.datasets`: :class:`SimulatedDataset` (measurements simulated once),
-  :class:`MeasurementDataset` (real measurements, no ground truth), :func:`split`.
+  :class:`MeasurementDataset` (real measurements, no ground truth), the on-disk format of measurement sets.
+* :mod:`~selfinv.data.views`: :class:`Subset`, :func:`split` and the base of every dataset view.
 * :mod:`~selfinv.data.samples`: :class:`Sample`, :class:`Batch`, :func:`collate`.
-* :mod:`~selfinv.data.physics_params`: per-sample operator parameters ↔ batched physics.
+* :mod:`~selfinv.data.physics_params`: per-sample operator parameters ↔ batched physics, and the physics
+  record a measurement set stores (the one place physics is serialised).
+* :mod:`~selfinv.data.sources`: :func:`~selfinv.data.sources.load_measurements` from any files users have.
 
 Nothing here needs data outside the package: the embedded photographs ship with scikit-image.
 """
 
-from selfinv.data.datasets import MeasurementDataset, PhysicsDataset, SimulatedDataset, Subset, split
+from selfinv.data.datasets import MeasurementDataset, PhysicsDataset, SimulatedDataset
 from selfinv.data.embedded import NAMES, TEST_NAMES, TRAIN_NAMES, embedded_images, embedded_names, phantom
 from selfinv.data.matlab import read_mat_struct
 from selfinv.data.normalization import Normalization
@@ -32,6 +38,7 @@ from selfinv.data.physics_params import per_sample_buffers, per_sample_params, w
 from selfinv.data.readers import IMAGE_EXTENSIONS, ImageInfo, list_images, read_fastmri, read_image, write_image
 from selfinv.data.samples import Batch, Sample, collate
 from selfinv.data.stats import domain_warning, input_statistics
+from selfinv.data.views import Subset, split
 
 __all__ = [
     "IMAGE_EXTENSIONS",

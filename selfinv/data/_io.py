@@ -52,6 +52,13 @@ def _check_values(path: Path, a: np.ndarray) -> None:
             raise _fail(path, f"contains {n_nan} NaN and {n_inf} Inf values (of {a.size}); fix or mask them before training")
 
 
+def _check_array(path: Path, a: np.ndarray, what: str | None = None) -> None:
+    """Refuse a non-numeric array (``what`` names it: ``"dataset 'y'"``), then as :func:`_check_values`."""
+    if a.dtype.kind not in "iubfc":
+        raise _fail(path, f"{what} has unsupported dtype {a.dtype}" if what else f"unsupported dtype {a.dtype}")
+    _check_values(path, a)
+
+
 def _as_float(a: np.ndarray) -> np.ndarray:
     if a.dtype.kind == "c":
         return np.ascontiguousarray(a, dtype=np.complex64)

@@ -12,6 +12,9 @@ user block holding the text header ``MATLAB 7.3 MAT-file, ...``; h5py finds the 
 Complex v7.3 arrays (a compound of ``real`` and ``imag``) become complex arrays, ``char`` arrays
 strings, ``logical`` arrays booleans.
 
+:func:`read_mat_image` is :func:`~selfinv.data.readers.read_image`'s reader of ``.mat`` files: the array of
+:func:`read_mat` in selfinv's layout (2-D HW, 3-D HWC, 4-D HWCD unless ``axes=`` says otherwise).
+
 :func:`read_mat_struct` reads a struct's fields as a dict (geometry parameters, acquisition
 settings): scalars as Python numbers, arrays squeezed (a 1 × 61 row of angles → (61,)), strings as
 ``str``, nested structs as dicts and cells as lists.
@@ -34,9 +37,10 @@ from typing import Any
 
 import numpy as np
 
-from selfinv.data._io import PathLike, _fail, _guard
+from selfinv.data._io import PathLike, _check_array, _fail, _guard, _to_dchw
+from selfinv.data.image_info import ImageInfo, _info_from_array
 
-__all__ = ["mat_is_v73", "read_mat", "read_mat_struct"]
+__all__ = ["mat_is_v73", "read_mat", "read_mat_image", "read_mat_struct"]
 
 
 def mat_is_v73(path: PathLike) -> bool:
@@ -207,6 +211,16 @@ def read_mat(path: PathLike, key: str | None) -> tuple[np.ndarray, str]:
         if f is not None:
             f.close()
     return raw, key
+
+
+def read_mat_image(path: Path, key: str | None = None, axes: str | None = None) -> tuple[np.ndarray, ImageInfo]:
+    """The array ``key`` of a ``.mat`` file as (C, H, W) / (D, C, H, W): HW, HWC (MATLAB's images, H×W×3, and
+    coil stacks), HWCD, or ``axes``."""
+    raw, key = read_mat(path, key)
+    _check_array(path, raw, f"variable {key!r}")
+    if axes is None:
+        axes = {2: "HW", 3: "HWC", 4: "HWCD"}.get(raw.ndim, "")
+    return _to_dchw(path, raw, axes), _info_from_array(raw)
 
 
 def _plain(node: tuple[str, Any]) -> Any:

@@ -35,12 +35,12 @@ import math
 from collections.abc import Sequence
 
 import torch
-from torch.utils.data import Dataset
 
 from selfinv import _random
 from selfinv.data._seeds import generator as seeded
-from selfinv.data.physics_params import per_sample_buffers
+from selfinv.data.physics_params import shared_on_grid, with_params
 from selfinv.data.samples import Sample
+from selfinv.data.views import DatasetView, groups_of
 
 __all__ = [
     "RandomPatches",
@@ -172,31 +172,14 @@ def merge_tiles(tiles: torch.Tensor, positions: Sequence[tuple[int, int]], image
 
 # ---------------------------------------------------------------------- per-epoch crops of a dataset
 def crop_alignment(physics) -> int | None:
-    """The corner alignment under which cropping the measurements of ``physics`` is exact, or None.
-
-    1 for operators acting pixel by pixel (denoising, inpainting, measurement masks), 2 for
-    demosaicing (the Bayer phase), the least common multiple through compositions, sums and scalings,
-    and None for anything else (MRI, CT, blur, compressed sensing, ...).
-    """
-    from selfinv.physics.base import Adjoint, Compose, Scaled, Sum
-    from selfinv.physics.demosaicing import Demosaicing
-    from selfinv.physics.denoising import Denoising
-    from selfinv.physics.inpainting import Inpainting
-    from selfinv.physics.masked import MeasurementMask
-
-    if isinstance(physics, (Denoising, Inpainting, MeasurementMask)):
-        return 1
-    if isinstance(physics, Demosaicing):
-        return 2
-    if isinstance(physics, (Compose, Sum)):
-        parts = [crop_alignment(op) for op in physics.ops]
-        return None if any(p is None for p in parts) else math.lcm(*parts)
-    if isinstance(physics, (Scaled, Adjoint)):
-        return crop_alignment(physics.op)
-    return None
+    """The corner alignment under which cropping the measurements of ``physics`` is exact, or None: the
+    operator's own :attr:`~selfinv.physics.LinearOperator.crop_alignment` (1 for operators acting pixel by
+    pixel, 2 for demosaicing, the least common multiple through compositions and sums; None for MRI, CT,
+    blur, compressed sensing, ...)."""
+    return physics.crop_alignment
 
 
-class RandomPatches(Dataset):
+class RandomPatches(DatasetView):
     """New random crops of every item of a dataset at each epoch, for pixel-wise operators.
 
     Item ``j`` is crop ``j % patches_per_item`` of item ``j // patches_per_item`` of ``dataset``. The
@@ -238,11 +221,7 @@ class RandomPatches(Dataset):
             if t is not None and tuple(t.shape[-2:]) != self.image_size:
                 raise ValueError(f"RandomPatches: y is {self.image_size} but {name} is {tuple(t.shape[-2:])}; they must share the grid")
         # shared parameters on the image grid become per-crop parameters
-        self._shared = {
-            name: buf[0]
-            for name, buf in per_sample_buffers(template).items()
-            if name not in first.params and buf.ndim >= 3 and tuple(buf.shape[-2:]) == self.image_size and buf.shape[0] == 1
-        }
+        self._shared = shared_on_grid(template, self.image_size, exclude=first.params)
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
@@ -274,25 +253,10 @@ class RandomPatches(Dataset):
         return Sample(self._crop(s.y, top, left), self._crop(s.x, top, left), self._crop(s.y2, top, left), params, j)
 
     @property
-    def physics_template(self):
-        return self.dataset.physics_template
-
-    @property
-    def normalization(self):
-        return self.dataset.normalization
-
-    @property
     def groups(self) -> torch.Tensor:
         """The group (source image) of every patch, for leak-free splits."""
-        return _groups(self.dataset).repeat_interleave(self.patches_per_item)
+        return groups_of(self.dataset).repeat_interleave(self.patches_per_item)
 
     def make_physics(self, params: dict[str, torch.Tensor]):
         """The physics of a batch of crops, from their collated parameters."""
-        from selfinv.data.physics_params import with_params
-
         return with_params(self.dataset.physics_template, params)
-
-
-def _groups(dataset) -> torch.Tensor:
-    g = getattr(dataset, "groups", None)
-    return g if g is not None else torch.arange(len(dataset))

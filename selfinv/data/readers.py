@@ -40,6 +40,10 @@ format               reader and axes
                      (``info.channel_axis == "coil"``), dims ≥ 5 join D.
 ==================== ============================================================================
 
+Each row is an entry of one table from extension to reader (``_READERS``; the readers live in
+:mod:`~selfinv.data.image_formats`, :mod:`~selfinv.data.array_formats`, :mod:`~selfinv.data.matlab` and
+:mod:`~selfinv.data.dicom_io`): a new format is its reader and its lines in that table.
+
 A key can also be written into the path: ``read_image("scan.h5:kspace")``, ``"set.npz:y"``,
 ``"ct.mat:CtDataLimited.sinogram"``. The path is split at its last ``:`` only when the part before it
 is an existing file with one of these extensions (a file whose name holds a colon reads as it is).
@@ -79,27 +83,25 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from selfinv.data._io import (
-    PathLike,
-    _as_float,
-    _check_values,
-    _default_axes,
-    _fail,
-    _guard,
-    _tiff_axes,
-    _to_dchw,
-)
-from selfinv.data.image_info import ImageInfo, _info_from_array
+from selfinv.data._io import PathLike, _as_float, _check_values, _fail, _guard
+from selfinv.data.array_formats import FASTMRI_RECON, h5_datasets, h5_open, read_cfl, read_h5, read_npy
+from selfinv.data.dicom_io import read_dicom
+from selfinv.data.image_formats import read_png, read_tiff
+from selfinv.data.image_info import ImageInfo
+from selfinv.data.matlab import read_mat_image
 from selfinv.data.writers import write_image
 
 __all__ = [
     "IMAGE_EXTENSIONS",
     "ImageInfo",
+    "check_path",
     "list_images",
     "read_fastmri",
     "read_image",
@@ -108,242 +110,46 @@ __all__ = [
 ]
 
 
-# ---------------------------------------------------------------------- formats
-_PNG_START = b"\x89PNG\r\n\x1a\n"
-_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+# ---------------------------------------------------------------------- the table: extension → reader
+@dataclass(frozen=True)
+class _Format:
+    """How :func:`read_image` reads one kind of file: ``read(path[, key=][, axes=]) -> (raw array in the
+    (C, H, W) / (D, C, H, W) layout, ImageInfo)``, and which of ``key=`` / ``axes=`` it takes."""
+
+    read: Callable[..., tuple[np.ndarray, ImageInfo]]
+    keyed: bool = False  # key= names an array, dataset or variable of the file
+    axes: bool = False  # axes= gives the layout of the stored array
+    pair: bool = False  # one file of a pair (BART .cfl/.hdr): the reader checks that both exist
 
 
-def _read_png(path: Path) -> tuple[np.ndarray, ImageInfo]:
-    import imageio.v3 as iio
+_PNG = _Format(read_png)
+_TIFF = _Format(read_tiff, axes=True)
+_NPY = _Format(read_npy, keyed=True, axes=True)
+_H5 = _Format(read_h5, keyed=True, axes=True)
+_MAT = _Format(read_mat_image, keyed=True, axes=True)
+_DICOM = _Format(read_dicom)
+_BART = _Format(read_cfl, pair=True)
 
-    if path.suffix.lower() == ".png":  # Pillow decodes a PNG that lost its IEND chunk without complaint
-        with open(path, "rb") as fh:
-            if fh.read(8) != _PNG_START:
-                raise _fail(path, "is not a PNG file (wrong signature); the file is corrupt or misnamed")
-            fh.seek(max(0, path.stat().st_size - 12))
-            if fh.read() != _PNG_END:
-                raise _fail(path, "cannot read the image (no IEND chunk at the end); the file is truncated or corrupt")
-    raw = _guard(path, "the image", lambda: np.asarray(iio.imread(path, plugin="pillow")))
-    if raw.ndim == 2:
-        raw = raw[None]
-    elif raw.ndim == 3 and raw.shape[-1] <= 4:
-        raw = np.moveaxis(raw, -1, 0)
-    else:
-        raise _fail(path, f"unexpected image shape {raw.shape} (animated or multi-frame images are not supported)")
-    return raw, _info_from_array(raw, channel_axis="color" if raw.shape[0] in (3, 4) else None)
-
-
-def _merge_repeated(a: np.ndarray, axes: str) -> tuple[np.ndarray, str]:
-    """Fold repeated D (or C) letters into one axis each (several stack axes become one D)."""
-    for letter in "DC":
-        idx = [i for i, c in enumerate(axes) if c == letter]
-        if len(idx) > 1:
-            rest = [i for i in range(a.ndim) if i not in idx]
-            a = np.transpose(a, idx + rest)
-            a = a.reshape(-1, *a.shape[len(idx) :])
-            axes = letter + "".join(axes[i] for i in rest)
-    return a, axes
-
-
-def _own_description(text: str | None) -> str | None:
-    """The ImageDescription an author wrote; None for tifffile's JSON, ImageJ's and OME's own metadata."""
-    text = (text or "").strip()
-    if not text or text.startswith(("ImageJ=", "<?xml", "<OME")) or (text.startswith("{") and '"shape"' in text):
-        return None
-    return text
-
-
-def _tiff_tags(tif, page, file_axes: str) -> dict[str, Any]:
-    tags: dict[str, Any] = {"axes": file_axes}
-    unit = page.resolutionunit
-    res = page.resolution
-    unit_name = getattr(unit, "name", str(unit)).lower()
-    present = "XResolution" in page.tags  # absent: tifffile reports (1, 1) per inch, TIFF's default, not the file's
-    if present and res and (unit_name != "none" or tuple(res) != (1.0, 1.0)):
-        tags["resolution"], tags["resolution_unit"] = (float(res[0]), float(res[1])), unit_name
-    descriptions = [page.description, getattr(page, "description1", "")]
-    own = next((d for d in map(_own_description, descriptions) if d), None)
-    if own is not None and not tif.is_imagej:
-        tags["description"] = own
-    return tags
-
-
-def _read_tiff(path: Path, axes: str | None) -> tuple[np.ndarray, ImageInfo]:
-    import tifffile
-
-    def load():
-        with tifffile.TiffFile(path) as tif:
-            series = tif.series
-            first = series[0]
-            page = tif.pages[0]
-            same = all(s.shape == first.shape and s.dtype == first.dtype and s.axes == first.axes for s in series)
-            if len(series) > 1 and same:  # pages written one by one: one series each, stacked here
-                arr, file_axes = np.stack([s.asarray() for s in series]), "Q" + first.axes
-            else:
-                arr, file_axes = first.asarray(), first.axes
-            return arr, file_axes, page.bitspersample, _tiff_tags(tif, page, file_axes), page.photometric
-
-    raw, file_axes, bits, tags, photometric = _guard(path, "the TIFF file", load)
-    raw = np.asarray(raw)
-    channel = None
-    if "S" in file_axes and getattr(photometric, "name", "") == "RGB":
-        channel = "color"
-    elif "C" in file_axes or "S" in file_axes:
-        channel = "channel"
-    info = _info_from_array(raw, bits if raw.dtype.kind in "iu" else None, channel_axis=channel, tags=tags)
-    if axes is None:
-        raw, axes = _merge_repeated(raw, _tiff_axes(file_axes))
-    return _to_dchw(path, raw, axes), info
-
-
-def _read_npy(path: Path, key: str | None, axes: str | None) -> tuple[np.ndarray, ImageInfo]:
-    if path.suffix.lower() == ".npz":
-
-        def load():
-            with np.load(path, allow_pickle=False) as z:
-                names = list(z.keys())
-                if key is None and len(names) != 1:
-                    raise _fail(path, f"holds {len(names)} arrays {names}; pass key= to choose one")
-                k = key if key is not None else names[0]
-                if k not in names:
-                    raise _fail(path, f"has no array {k!r}; it holds {names}")
-                return z[k]
-
-        raw = _guard(path, "the NPZ file", load)
-    else:
-        raw = _guard(path, "the NPY file", lambda: np.load(path, allow_pickle=False))
-    raw = np.asarray(raw)
-    if raw.dtype.kind not in "iubfc":
-        raise _fail(path, f"unsupported dtype {raw.dtype}")
-    _check_values(path, raw)
-    return _to_dchw(path, raw, axes or _default_axes(raw.ndim)), _info_from_array(raw)
-
-
-_FASTMRI_RECON = ("reconstruction_esc", "reconstruction_rss")
-
-
-def _h5_open(path: Path):
-    import h5py
-
-    return _guard(path, "the HDF5 file", lambda: h5py.File(path, "r"))
-
-
-def _h5_datasets(f) -> list[str]:
-    import h5py
-
-    names: list[str] = []
-    f.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
-    return names
-
-
-def _read_h5(path: Path, key: str | None, axes: str | None) -> tuple[np.ndarray, ImageInfo]:
-    with _h5_open(path) as f:
-        names = _h5_datasets(f)
-        fastmri = "kspace" in names
-        if key is None:
-            recon = [n for n in _FASTMRI_RECON if n in names]
-            if fastmri:
-                if not recon:
-                    raise _fail(path, "is a fastMRI file without a reconstruction; use read_fastmri() or key='kspace'")
-                key = recon[0]
-            elif len(names) == 1:
-                key = names[0]
-            else:
-                raise _fail(path, f"holds {len(names)} datasets {names}; pass key= to choose one")
-        if key not in names:
-            raise _fail(path, f"has no dataset {key!r}; it holds {names}")
-        raw = np.asarray(_guard(path, f"dataset {key!r}", lambda: f[key][()]))
-        file_axes = f[key].attrs.get("axes")
-    if raw.dtype.kind not in "iubfc":
-        raise _fail(path, f"dataset {key!r} has unsupported dtype {raw.dtype}")
-    _check_values(path, raw)
-    if axes is None:
-        if isinstance(file_axes, bytes):
-            file_axes = file_axes.decode()
-        axes = file_axes if isinstance(file_axes, str) else None
-    coil = fastmri and key == "kspace" and raw.ndim == 4 and axes is None
-    if axes is None:
-        axes = {3: "DHW", 4: "DCHW"}.get(raw.ndim) if fastmri else None
-    info = _info_from_array(raw, channel_axis="coil" if coil else None)
-    return _to_dchw(path, raw, axes or _default_axes(raw.ndim)), info
-
-
-def _read_mat(path: Path, key: str | None, axes: str | None) -> tuple[np.ndarray, ImageInfo]:
-    from selfinv.data.matlab import read_mat
-
-    raw, key = read_mat(path, key)
-    if raw.dtype.kind not in "iubfc":
-        raise _fail(path, f"variable {key!r} has unsupported dtype {raw.dtype}")
-    _check_values(path, raw)
-    if axes is None:
-        axes = {2: "HW", 3: "HWC", 4: "HWCD"}.get(raw.ndim, "")
-    return _to_dchw(path, raw, axes), _info_from_array(raw)
-
-
-def _read_dicom(path: Path) -> tuple[np.ndarray, ImageInfo]:
-    from selfinv.data.dicom_io import read_dicom
-
-    return read_dicom(path)
-
-
-def _read_cfl(path: Path) -> tuple[np.ndarray, ImageInfo]:
-    base = path.with_suffix("")
-    hdr, cfl = base.with_suffix(".hdr"), base.with_suffix(".cfl")
-    for p in (hdr, cfl):
-        if not p.is_file():
-            raise _fail(p, "is missing (a BART array needs both the .hdr and the .cfl file)")
-
-    def parse():
-        lines = hdr.read_text().splitlines()
-        i = [n for n, line in enumerate(lines) if line.strip().startswith("# Dimensions")][0]
-        return [int(v) for v in lines[i + 1].split()]
-
-    dims = _guard(hdr, "the BART header", parse)
-    if not dims or any(d < 0 for d in dims):
-        raise _fail(hdr, f"invalid BART dimensions {dims}")
-    n = int(np.prod(dims))
-    size = cfl.stat().st_size
-    if size != 8 * n:
-        raise _fail(cfl, f"has {size} bytes but the header's dimensions {dims} need {8 * n}; the file is truncated or does not match")
-    flat = np.fromfile(cfl, dtype=np.complex64)
-    dims = dims + [1] * max(0, 5 - len(dims))
-    arr = flat.reshape(dims, order="F")
-    spatial = [d for d in (0, 1, 2) if dims[d] > 1]
-    pair = sorted((spatial + [d for d in (0, 1, 2) if d not in spatial])[:2])
-    z = [d for d in (0, 1, 2) if d not in pair][0]
-    stack_axes = list(range(len(dims) - 1, 4, -1)) + [z]  # dims >= 5, then the third spatial axis
-    arr = np.transpose(arr, stack_axes + [4, 3] + pair)
-    d_size = int(np.prod([dims[a] for a in stack_axes]))
-    arr = arr.reshape(d_size, dims[3] * dims[4], dims[pair[0]], dims[pair[1]])
-    if d_size == 1:
-        arr = arr[0]
-    _check_values(cfl, arr)
-    return arr, _info_from_array(arr, channel_axis="coil")  # BART's C is receive coils (× ESPIRiT maps)
-
-
-_READERS = {
-    ".png": "png",
-    ".jpg": "png",
-    ".jpeg": "png",
-    ".tif": "tiff",
-    ".tiff": "tiff",
-    ".npy": "npy",
-    ".npz": "npy",
-    ".h5": "h5",
-    ".hdf5": "h5",
-    ".mat": "mat",
-    ".dcm": "dicom",
-    ".dicom": "dicom",
-    ".ima": "dicom",
-    ".cfl": "cfl",
-    ".hdr": "cfl",
+_READERS: dict[str, _Format] = {
+    ".png": _PNG,
+    ".jpg": _PNG,
+    ".jpeg": _PNG,
+    ".tif": _TIFF,
+    ".tiff": _TIFF,
+    ".npy": _NPY,
+    ".npz": _NPY,
+    ".h5": _H5,
+    ".hdf5": _H5,
+    ".mat": _MAT,
+    ".dcm": _DICOM,
+    ".dicom": _DICOM,
+    ".ima": _DICOM,
+    ".cfl": _BART,
+    ".hdr": _BART,
 }
 
 #: the file extensions :func:`read_image` reads
 IMAGE_EXTENSIONS: tuple[str, ...] = tuple(_READERS)
-
-_KEYED = ("npy", "h5", "mat")
-_AXES_FORMATS = ("tiff", "npy", "h5", "mat")
 
 
 def split_key(path: PathLike, key: str | None = None) -> tuple[Path, str | None]:
@@ -366,16 +172,17 @@ def split_key(path: PathLike, key: str | None = None) -> tuple[Path, str | None]
     return Path(path), key
 
 
-def _check_path(path: PathLike) -> tuple[Path, str]:
+def check_path(path: PathLike) -> tuple[Path, _Format]:
+    """The path and its format; a folder, an unknown extension or a missing file is one ValueError line."""
     path = Path(path)
     if path.is_dir():
         raise _fail(path, "is a folder, not a file (give the files inside it, or a folder where a folder is expected)")
-    kind = _READERS.get(path.suffix.lower())
-    if kind is None:
+    fmt = _READERS.get(path.suffix.lower())
+    if fmt is None:
         raise _fail(path, f"unknown extension {path.suffix!r}; supported: {', '.join(IMAGE_EXTENSIONS)}")
-    if kind != "cfl" and not path.is_file():
+    if not fmt.pair and not path.is_file():
         raise _fail(path, f"no such file ({path})")
-    return path, kind
+    return path, fmt
 
 
 def read_image(
@@ -399,25 +206,13 @@ def read_image(
             or truncated file, an empty array or NaN/Inf values.
     """
     path, key = split_key(path, key)
-    path, kind = _check_path(path)
-    if axes is not None and kind not in _AXES_FORMATS:
+    path, fmt = check_path(path)
+    if axes is not None and not fmt.axes:
         raise _fail(path, "axes= applies to TIFF, NPY/NPZ, HDF5 and MAT arrays only")
-    if key is not None and kind not in _KEYED:
+    if key is not None and not fmt.keyed:
         raise _fail(path, "key= applies to NPZ, HDF5 and MAT files only")
-    if kind == "png":
-        raw, info = _read_png(path)
-    elif kind == "tiff":
-        raw, info = _read_tiff(path, axes)
-    elif kind == "npy":
-        raw, info = _read_npy(path, key, axes)
-    elif kind == "h5":
-        raw, info = _read_h5(path, key, axes)
-    elif kind == "mat":
-        raw, info = _read_mat(path, key, axes)
-    elif kind == "dicom":
-        raw, info = _read_dicom(path)
-    else:
-        raw, info = _read_cfl(path)
+    options = {**({"key": key} if fmt.keyed else {}), **({"axes": axes} if fmt.axes else {})}
+    raw, info = fmt.read(path, **options)
     _check_values(path, raw)
     out = _as_float(raw)
     return (out, info) if return_info else out
@@ -436,15 +231,15 @@ def read_fastmri(path: PathLike) -> dict[str, Any]:
         ``{"kspace": (S, C, H, W) complex64, "reconstruction": (S, 1, h, w) float32 or None,
         "reconstruction_key": str or None, "mask": (W,) float32 or None, "attrs": dict}``.
     """
-    path, kind = _check_path(path)
-    if kind != "h5":
+    path, fmt = check_path(path)
+    if fmt is not _H5:
         raise _fail(path, "read_fastmri reads HDF5 files (.h5)")
-    with _h5_open(path) as f:
-        names = _h5_datasets(f)
+    with h5_open(path) as f:
+        names = h5_datasets(f)
         if "kspace" not in names:
             raise _fail(path, f"is not a fastMRI file: no 'kspace' dataset (it holds {names})")
         kspace = np.asarray(_guard(path, "dataset 'kspace'", lambda: f["kspace"][()]))
-        recon_key = next((n for n in _FASTMRI_RECON if n in names), None)
+        recon_key = next((n for n in FASTMRI_RECON if n in names), None)
         recon = np.asarray(_guard(path, recon_key, lambda: f[recon_key][()])) if recon_key else None
         mask = np.asarray(_guard(path, "dataset 'mask'", lambda: f["mask"][()])) if "mask" in names else None
         attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}

@@ -32,65 +32,20 @@ Example:
 
 from __future__ import annotations
 
-import inspect
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from selfinv.data.datasets.format import holds_y, stored_normalization
+from selfinv.data.datasets.items import check_same_shape, file_normalization, read_slices
+from selfinv.data.datasets.measured import MeasurementDataset
 from selfinv.data.normalization import Normalization
-from selfinv.data.readers import ImageInfo, list_images, read_image, split_key
+from selfinv.data.physics_params import MASK_FROM_ZEROS, mask_from_zeros, physics_from
+from selfinv.data.readers import ImageInfo, list_images, split_key
 
 __all__ = ["MASK_FROM_ZEROS", "auto_normalization", "load_measurements", "mask_from_zeros", "split_key"]
-
-#: the note attached to a mask derived from the zeros of y
-MASK_FROM_ZEROS = "no mask given: the mask is taken from the zeros of the measurements (acquired where any channel is non-zero)"
-
-
-def mask_from_zeros(y: torch.Tensor) -> torch.Tensor:
-    """The acquired entries of zero-filled measurements y (N, C, H, W): (N, 1, H, W) float, 1 where any channel
-    (coil) is non-zero. Exact for k-space (a measured sample is never exactly 0 in practice); for images with
-    missing pixels stored as 0, a truly black measured pixel is taken as missing."""
-    if y.ndim != 4:
-        raise ValueError(f"mask_from_zeros: expected measurements (N, C, H, W), got shape {tuple(y.shape)}")
-    return (y != 0).any(dim=1, keepdim=True).to(torch.float32)
-
-
-def _requires_mask(cls) -> bool:
-    try:
-        p = inspect.signature(cls.__init__).parameters.get("mask")
-    except (TypeError, ValueError):  # pragma: no cover
-        return False
-    return p is not None and p.default is inspect.Parameter.empty
-
-
-def physics_from(physics, params: dict[str, torch.Tensor], noise, y: torch.Tensor | None, where: str):
-    """The operator of a measurement set: ``physics`` (an operator, a class, a registry name or a factory
-    ``(noise=None, [y=None,] **arrays)``) with the set's per-sample ``params``; a required mask that nobody
-    gave comes from the zeros of ``y``."""
-    from selfinv.physics import OPERATORS
-    from selfinv.physics.base import LinearOperator
-
-    if isinstance(physics, LinearOperator) or physics is None:
-        raise TypeError("physics_from: give a class, a registry name or a factory")
-    if isinstance(physics, str):
-        if physics not in OPERATORS:
-            raise ValueError(f"{where}: unknown operator {physics!r}; known: {', '.join(OPERATORS)}")
-        physics = OPERATORS[physics]
-    kwargs = dict(params)
-    if isinstance(physics, type):
-        if _requires_mask(physics) and "mask" not in kwargs and y is not None:
-            kwargs["mask"] = mask_from_zeros(y)
-            warnings.warn(f"{where}: {MASK_FROM_ZEROS}", stacklevel=3)
-        return physics(**kwargs, noise=noise)
-    try:
-        takes_y = "y" in inspect.signature(physics).parameters
-    except (TypeError, ValueError):  # pragma: no cover
-        takes_y = False
-    return physics(**kwargs, noise=noise, **({"y": y} if takes_y else {}))
-
 
 def _back_projection(physics, y: torch.Tensor) -> torch.Tensor:
     fbp = getattr(physics, "fbp", None)
@@ -115,10 +70,9 @@ def auto_normalization(y: torch.Tensor, physics, infos: list[ImageInfo | None] |
 def _read_files(files: list[Path], key: str | None, where: str) -> tuple[list[np.ndarray], list[str], list[ImageInfo]]:
     arrays, names, infos = [], [], []
     for f in files:
-        arr, info = read_image(f, key=key, return_info=True)
-        slices = list(arr) if arr.ndim == 4 else [arr]
+        slices, slice_names, info = read_slices(f, key)
         arrays += slices
-        names += [f"{f.name}[{i}]" for i in range(len(slices))] if arr.ndim == 4 else [f.name]
+        names += slice_names
         infos += [info] * len(slices)
     if not arrays:
         raise ValueError(f"{where}: no measurements")
@@ -156,8 +110,6 @@ def load_measurements(
         normalization: ``"auto"`` (module docstring), ``"range"`` (the file type's range: 8-bit / 255, floats
             unchanged), ``"none"``, or a :class:`Normalization`. A set written by ``save`` is already normalised.
     """
-    from selfinv.data.datasets import MeasurementDataset, _check_same_shape, _file_normalization
-
     p, key = split_key(path, key)
     where = p.name or str(p)
     explicit = normalization if isinstance(normalization, Normalization) else None
@@ -166,10 +118,10 @@ def load_measurements(
     elif not (isinstance(normalization, Normalization) or normalization in ("auto", "range", None)):
         raise ValueError(f"load_measurements: normalization must be 'auto', 'range', 'none' or a Normalization, got {normalization!r}")
     text = str(p)
-    is_set = p.is_file() and key is None and p.suffix.lower() in (".npz", ".h5", ".hdf5") and _holds_y(p)
+    is_set = p.is_file() and key is None and p.suffix.lower() in (".npz", ".h5", ".hdf5") and holds_y(p)
     if (p.is_dir() and (p / "y").is_dir()) or is_set:
         loader = MeasurementDataset.from_folder if p.is_dir() else MeasurementDataset.load
-        stored = is_set and _stored_normalization(p)
+        stored = is_set and stored_normalization(p)
         ds = loader(p, physics=physics, noise=noise, normalization=None if stored else explicit)
         if explicit is None and normalization == "auto" and not stored and ds.normalization.scale != 255.0:
             _rescale(ds, auto_normalization(ds.y, ds.make_physics(ds.params), where=where))
@@ -188,7 +140,7 @@ def load_measurements(
         raise ValueError(f"{where}: holds no readable measurement files")
     arrays, names, infos = _read_files(files, key, where)
     ts = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
-    _check_same_shape(names, ts, "measurements", "crop or pad them to one size, or use one data set per size")
+    check_same_shape(names, ts, "measurements", "crop or pad them to one size, or use one data set per size")
     y = torch.stack(ts)
     name = physics if isinstance(physics, str) else getattr(physics, "__name__", None)
     _coil_check(infos, name, int(y.shape[1]) if y.ndim == 4 else 1, where)
@@ -196,7 +148,7 @@ def load_measurements(
     if explicit is None and normalization == "auto":
         explicit = auto_normalization(y, op, infos, where=where)
     elif explicit is None:
-        explicit = _file_normalization(infos, names, "measurements", measurements=True)
+        explicit = file_normalization(infos, names, "measurements", measurements=True)
     return MeasurementDataset(list(ts), op if noise is None or not _is_operator(physics) else op.with_noise(noise),
                               normalization=explicit, names=names)
 
@@ -205,38 +157,6 @@ def _is_operator(physics) -> bool:
     from selfinv.physics.base import LinearOperator
 
     return isinstance(physics, LinearOperator)
-
-
-def _stored_normalization(path: Path) -> bool:
-    """Whether a measurement set records its normalisation (written by ``save``: already normalised)."""
-    import json
-
-    try:
-        if path.suffix.lower() == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
-        else:
-            import h5py
-
-            with h5py.File(path, "r") as f:
-                text = f.attrs.get("meta")
-            meta = json.loads(text) if text is not None else {}
-    except Exception:  # unreadable: the loader says why
-        return False
-    return isinstance(meta, dict) and meta.get("normalization") is not None
-
-
-def _holds_y(path: Path) -> bool:
-    try:
-        if path.suffix.lower() == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                return "y" in z.files
-        import h5py
-
-        with h5py.File(path, "r") as f:
-            return "y" in f
-    except Exception:  # unreadable: the reader says why
-        return False
 
 
 def _rescale(ds, norm: Normalization) -> None:

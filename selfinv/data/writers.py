@@ -16,6 +16,9 @@ format               what is written
                      :mod:`~selfinv.data.dicom_io`).
 ==================== ============================================================================
 
+Each row is an entry of one table from extension to writer (``_WRITERS``; the encoders live in
+:mod:`~selfinv.data.image_formats`, :mod:`~selfinv.data.array_formats` and :mod:`~selfinv.data.dicom_io`).
+
 Everything written reads back with :func:`~selfinv.data.readers.read_image` to the same values and
 shape (DICOM: up to the rounding to stored integers).
 
@@ -32,19 +35,18 @@ Example:
 
 from __future__ import annotations
 
-import io
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from selfinv.data._io import PathLike, _fail, _guard, _tiff_axes
+from selfinv.data._io import PathLike, _fail
+from selfinv.data.array_formats import npy_bytes
+from selfinv.data.dicom_io import write_dicom
+from selfinv.data.image_formats import png_bytes, tiff_bytes
 from selfinv.data.image_info import ImageInfo
 
 __all__ = ["WRITE_EXTENSIONS", "write_image"]
-
-#: the file extensions :func:`write_image` writes
-WRITE_EXTENSIONS: tuple[str, ...] = (".png", ".tif", ".tiff", ".npy", ".dcm", ".dicom")
 
 
 def _to_numpy(array) -> np.ndarray:
@@ -73,6 +75,37 @@ def _convert(path: Path, a: np.ndarray, like: ImageInfo | None) -> np.ndarray:
     return a.astype(target)
 
 
+# ---------------------------------------------------------------------- the table: extension → writer
+# each writer: (path, array (C, H, W) or (D, C, H, W), like) -> the file's bytes
+def _png(path: Path, a: np.ndarray, like: ImageInfo | None) -> bytes:
+    return png_bytes(path, _convert(path, a, like))
+
+
+def _tiff(path: Path, a: np.ndarray, like: ImageInfo | None) -> bytes:
+    return tiff_bytes(path, _convert(path, a, like), like.tags if like is not None else None)
+
+
+def _npy(path: Path, a: np.ndarray, like: ImageInfo | None) -> bytes:
+    return npy_bytes(_convert(path, a, like))
+
+
+def _dicom(path: Path, a: np.ndarray, like: ImageInfo | None) -> bytes:
+    return write_dicom(path, _convert(path, a, None), like)  # stored integers come from the inverted rescale
+
+
+_WRITERS: dict[str, Callable[[Path, np.ndarray, ImageInfo | None], bytes]] = {
+    ".png": _png,
+    ".tif": _tiff,
+    ".tiff": _tiff,
+    ".npy": _npy,
+    ".dcm": _dicom,
+    ".dicom": _dicom,
+}
+
+#: the file extensions :func:`write_image` writes
+WRITE_EXTENSIONS: tuple[str, ...] = tuple(_WRITERS)
+
+
 def write_image(path: PathLike, array, like: ImageInfo | None = None, *, overwrite: bool = False) -> None:
     """Write ``array`` ((H, W), (C, H, W) or (D, C, H, W), numpy or torch) as PNG, TIFF, NPY or DICOM.
 
@@ -86,7 +119,7 @@ def write_image(path: PathLike, array, like: ImageInfo | None = None, *, overwri
     """
     path = Path(path)
     ext = path.suffix.lower()
-    if ext not in WRITE_EXTENSIONS:
+    if ext not in _WRITERS:
         raise _fail(path, f"cannot write {ext!r} files; write_image writes {', '.join(WRITE_EXTENSIONS)}")
     if not path.parent.is_dir():
         raise _fail(path, f"the folder {path.parent} does not exist")
@@ -100,88 +133,10 @@ def write_image(path: PathLike, array, like: ImageInfo | None = None, *, overwri
     if a.ndim not in (3, 4):
         raise _fail(path, f"expected (H, W), (C, H, W) or (D, C, H, W), got shape {a.shape}")
 
-    if ext in (".dcm", ".dicom"):
-        from selfinv.data.dicom_io import write_dicom
-
-        data = write_dicom(path, _convert(path, a, None), like)  # stored integers come from the inverted rescale
-    else:
-        a = _convert(path, a, like)
-        if ext == ".npy":
-            buf = io.BytesIO()
-            np.save(buf, a, allow_pickle=False)
-            data = buf.getvalue()
-        elif ext == ".png":
-            data = _png_bytes(path, a)
-        else:
-            data = _tiff_bytes(path, a, like.tags if like is not None else None)
+    data = _WRITERS[ext](path, a, like)
     try:
         with open(path, "wb" if overwrite else "xb") as fh:
             fh.write(data)
     except FileExistsError:
         raise _fail(path, "already exists; pass overwrite=True to replace it") from None
 
-
-def _png_bytes(path: Path, a: np.ndarray) -> bytes:
-    import imageio.v3 as iio
-
-    if a.ndim == 4:
-        raise _fail(path, f"PNG holds one image, got a stack of shape {a.shape}; write TIFF or NPY")
-    if a.dtype not in (np.uint8, np.uint16):
-        raise _fail(
-            path,
-            f"PNG holds 8- or 16-bit integers, got {a.dtype}; pass like=ImageInfo.for_dtype('uint8') "
-            "(values are rounded and clipped to [0, 255], so denormalise first) or write TIFF/NPY",
-        )
-    c = a.shape[0]
-    if c not in (1, 3, 4):
-        raise _fail(path, f"PNG holds 1, 3 or 4 channels, got {c}; write TIFF or NPY")
-    if a.dtype == np.uint16 and c != 1:
-        raise _fail(path, "16-bit PNG is written for grayscale images only; write TIFF for 16-bit colour")
-    img = a[0] if c == 1 else np.moveaxis(a, 0, -1)
-    buf = io.BytesIO()
-    _guard(path, "the PNG file", lambda: iio.imwrite(buf, np.ascontiguousarray(img), extension=".png"), action="write")
-    return buf.getvalue()
-
-
-def _same_layout(ours: str, theirs: str | None) -> bool:
-    """Whether the file's axes letters name the layout we write (``TYX`` for our ``ZYX``)."""
-    if not theirs or len(theirs) != len(ours):
-        return False
-    mapped = _tiff_axes(theirs)
-    return mapped == _tiff_axes(ours) and len(set(mapped)) == len(mapped) and ("S" in theirs) == ("S" in ours)
-
-
-def _tiff_bytes(path: Path, a: np.ndarray, tags: dict[str, Any] | None = None) -> bytes:
-    import tifffile
-
-    if a.dtype.kind == "c":
-        raise _fail(path, "TIFF is written for real data only; write NPY for complex arrays")
-    c = a.shape[-3]
-    stack = a.ndim == 4
-    kwargs: dict[str, Any] = {}
-    if c == 1:
-        data, axes = a[:, 0] if stack else a[0], "ZYX" if stack else "YX"
-        kwargs["photometric"] = "minisblack"
-    elif c == 3:
-        data, axes = np.moveaxis(a, -3, -1), "ZYXS" if stack else "YXS"
-        kwargs["photometric"] = "rgb"
-    else:
-        data, axes = a, "ZCYX" if stack else "CYX"
-        kwargs["photometric"] = "minisblack"
-    tags = tags or {}
-    if _same_layout(axes, tags.get("axes")):
-        axes = tags["axes"]
-    if tags.get("resolution") is not None:
-        kwargs["resolution"] = tuple(float(v) for v in tags["resolution"])
-        unit = str(tags.get("resolution_unit") or "none").upper()
-        kwargs["resolutionunit"] = tifffile.RESUNIT[unit] if unit in tifffile.RESUNIT.__members__ else tifffile.RESUNIT.NONE
-    if tags.get("description"):
-        kwargs["description"] = str(tags["description"]).encode("utf-8")  # as bytes: tifffile refuses non-ASCII str
-    buf = io.BytesIO()
-    _guard(
-        path,
-        "the TIFF file",
-        lambda: tifffile.imwrite(buf, np.ascontiguousarray(data), metadata={"axes": axes}, **kwargs),
-        action="write",
-    )
-    return buf.getvalue()

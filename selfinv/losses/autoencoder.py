@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from selfinv.losses.base import Loss, LossContext, LossInfo, sq_mean
+from selfinv.losses.base import Loss, LossContext, LossInfo, sq_mean, unwrap
 
 __all__ = ["AutoencoderLoss"]
 
@@ -32,20 +32,15 @@ class AutoencoderLoss(Loss):
     """
 
     needs_backbone = {"name": "autoencoder"}  # noqa: RUF012  (read-only class fact)
+    default_backbone = {"name": "autoencoder", "width": 16, "depth": 2, "bottleneck": 4}  # noqa: RUF012
     info = LossInfo(
         train_evals=1,
-        test_evals=1,
-        single_y=True,
-        mmse_optimal=False,
-        unknown_separable_noise=True,
-        unknown_coloured_noise=True,
-        noise_models=None,
-        general_operator=False,
+        unknown_separable_noise=True, unknown_coloured_noise=True,  # the bottleneck, whatever the noise
         reference="autoencoders with a bottleneck (tutorial part 2)",
     )
 
     def _loss(self, ctx: LossContext) -> torch.Tensor:
-        if getattr(ctx.model, "bottleneck_dim", None) is None:
+        if getattr(unwrap(ctx.model), "bottleneck_dim", None) is None:
             raise ValueError(
                 "AutoencoderLoss: the model must declare a bottleneck (a `bottleneck_dim` attribute or method, e.g. "
                 "selfinv.models.autoencoder.Autoencoder); without one ||y - f(y)||² is minimised by the identity"

@@ -12,14 +12,22 @@ and returns a scalar (mean over the batch) that is differentiable in the model's
 * losses add and scale (``loss_a + 0.1 * loss_b``), and the terms of a sum that need
   :math:`f(y)` share one evaluation of it (:attr:`LossContext.x_hat`);
 * ``loss.test_model(model)`` is the estimator to use at test time (the model itself unless the method
-  says otherwise: R2R averages over recorruptions, Noise2Self can average J-invariant passes);
+  says otherwise: R2R averages over recorruptions, Noise2Self can average J-invariant passes). An
+  estimator other than the model is an :class:`Estimator`, called as ``estimator(y, physics,
+  generator=None)`` (the generator drives its draws); :func:`estimate` calls either kind, so code that
+  runs whatever ``test_model`` returned (validation, evaluation, reconstruction) passes a seeded generator
+  and never touches PyTorch's global generator;
+* a capability a loss reads off the model (``blind_spot``, ``predict_variance``, ``bottleneck_dim``) is read
+  off :func:`unwrap` ``(model)``, the network inside a ``DistributedDataParallel`` wrapper;
 * learned state (the UNSURE multiplier) is in the loss's ``state_dict`` and changes only in training
   mode.
 
 Each loss class carries a :class:`LossInfo` (network evaluations at train and test time, whether it
 needs pairs, MMSE-optimality, which unknown noise it tolerates, the noise models it supports, whether
-it works for A ≠ I). :data:`LOSSES` maps config names to classes; code (the advisor, the docs, the
-call-counting test) reads the properties from there.
+it works for A ≠ I, the risk it estimates and what makes the nullspace visible to it), the backbone it
+needs (``needs_backbone``, ``default_backbone``) and a small instance (:meth:`Loss.example`).
+:data:`LOSSES` maps config names to classes; code (the advisor, the templates, the docs, the
+call-counting test) reads the properties from there, never a table keyed by loss name.
 
 Example:
     >>> import torch
@@ -50,32 +58,88 @@ from selfinv.physics.base import LinearOperator
 Model = Callable[[torch.Tensor, LinearOperator], torch.Tensor]
 
 
-@dataclass(frozen=True)
+class Estimator(nn.Module):
+    """A test-time estimator built around a network (an average over draws, Tweedie's formula, ...).
+
+    Called as ``estimator(y, physics, generator=None) -> x_hat``. ``generator`` drives every random draw of
+    the estimator (recorruptions, masks, random neighbours), so the same seed gives the same output; ``None``
+    uses PyTorch's default generator. Deterministic estimators accept it and ignore it. The network is
+    ``self.model`` (a submodule when it is one), so ``eval()``/``train()``/``.to()`` reach it.
+    """
+
+    def forward(
+        self, y: torch.Tensor, physics: LinearOperator, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        raise NotImplementedError
+
+
+def estimate(
+    estimator: Model, y: torch.Tensor, physics: LinearOperator, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Run what :meth:`Loss.test_model` returned: an :class:`Estimator` gets ``generator``, a plain model is
+    called as ``model(y, physics)`` (it draws nothing)."""
+    if isinstance(estimator, Estimator):
+        return estimator(y, physics, generator=generator)
+    return estimator(y, physics)
+
+
+def unwrap(model: Model) -> Model:
+    """The network inside a ``DistributedDataParallel`` wrapper (``model.module``), else ``model`` itself: where
+    a loss reads capabilities (``blind_spot``, ``predict_variance``) that the wrapper does not forward."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+@dataclass(frozen=True, kw_only=True)
 class LossInfo:
-    """The properties of a loss, as in the tutorial's summary table (part 2) plus what code needs."""
+    """The properties of a loss, as in the tutorial's summary table (part 2) plus what code needs.
+
+    Given by name. A loss states its network evaluations, its reference and what it claims; a fact it leaves
+    out keeps its default, which claims nothing: one measurement of each x, the network itself at test time
+    (1 evaluation), any noise model (it does not read one), not MMSE-optimal, no unknown noise tolerated,
+    A = I only (:meth:`Loss._check` refuses other operators).
+    """
 
     #: network evaluations per training step
     train_evals: int
     #: network evaluations of the test-time estimator (``">1"`` for averaged estimators)
-    test_evals: int | str
+    test_evals: int | str = 1
     #: works from a single measurement of each x (False: needs pairs y, y2)
-    single_y: bool
+    single_y: bool = True
     #: the minimiser of its expected value is the MMSE estimator E[x | y]
-    mmse_optimal: bool
+    mmse_optimal: bool = False
     #: tolerates unknown separable (pixel-wise independent) noise
-    unknown_separable_noise: bool
+    unknown_separable_noise: bool = False
     #: tolerates unknown coloured (spatially correlated) noise
-    unknown_coloured_noise: bool
+    unknown_coloured_noise: bool = False
     #: the noise models it supports; ``None`` means any (it does not read the noise model)
-    noise_models: tuple[type[NoiseModel], ...] | None
+    noise_models: tuple[type[NoiseModel], ...] | None = None
     #: works for A ≠ I (estimates a measurement-domain risk or enforces consistency with A)
-    general_operator: bool
+    general_operator: bool = False
     #: where the method comes from
     reference: str
     #: needs ground truth x (only the supervised reference)
     needs_ground_truth: bool = False
     #: one of its network evaluations is f(y) itself, shared through ``LossContext.x_hat`` with other terms
     uses_x_hat: bool = True
+    # -- what the advisor judges identifiability with (selfinv.advisor reads these, never a loss's name)
+    #: the risk it estimates: ``"measurement"``, :math:`\mathbb{E}\|A(f(y) - x)\|^2`, blind to the nullspace of A
+    #: unless the operator changes between measurements; ``"image"``, :math:`\mathbb{E}\|f(y) - x\|^2` (A = I,
+    #: ground truth, or the nullspace reached through an operator family or transforms)
+    risk: str = "image"
+    #: learns the nullspace from measurements through several operators :math:`A_g` (an operator family, a
+    #: sampler): identifiable when :math:`\operatorname{rank}\,\mathbb{E}_g A_g^\top A_g = n`
+    needs_operator_family: bool = False
+    #: learns the nullspace from a group of transforms :math:`T_g`: identifiable when
+    #: :math:`\operatorname{rank}\,\mathbb{E}_g T_g^\top A^\top A T_g = n` (and A = I leaves nothing to learn)
+    needs_transforms: bool = False
+    #: why it does not suit noisy measurements (its data term fits y exactly, noise included), as the advisor
+    #: says it; None when it handles noise. The advisor applies it to noisy denoising, and to any noisy data
+    #: for a loss that needs transforms
+    noise_caveat: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.risk not in ("image", "measurement"):
+            raise ValueError(f"LossInfo: risk must be 'image' or 'measurement', got {self.risk!r}")
 
 
 class LossContext:
@@ -113,6 +177,15 @@ class Loss(nn.Module):
     #: what the loss needs of the network's backbone, as config keys that must hold (e.g. ``{"name": "blindspot"}``
     #: or ``{"residual": False}``); such losses also take the network without a physics wrapper
     needs_backbone: dict = {}  # noqa: RUF012  (read-only class fact)
+    #: a small backbone config that meets ``needs_backbone`` (what ``selfinv config init`` and ``selfinv compare``
+    #: give the loss); empty for losses that take any network
+    default_backbone: dict = {}  # noqa: RUF012  (read-only class fact)
+
+    @classmethod
+    def example(cls) -> Loss:
+        """A small instance with default arguments, for tests, templates and the advisor (a loss whose
+        constructor needs an argument, a transform or an operator family, overrides this with a typical one)."""
+        return cls()
 
     def forward(
         self,
@@ -152,7 +225,8 @@ class Loss(nn.Module):
         return self.info.train_evals
 
     def test_model(self, model: Model) -> Model:
-        """The test-time estimator: the model itself unless the method prescribes another."""
+        """The test-time estimator: the model itself unless the method prescribes another, which is then an
+        :class:`Estimator` (run either with :func:`estimate`)."""
         return model
 
     # -- hooks for the training loop ------------------------------------------
@@ -258,6 +332,10 @@ def combine_info(infos: list[LossInfo]) -> LossInfo:
         reference=" + ".join(i.reference for i in infos),
         needs_ground_truth=any(i.needs_ground_truth for i in infos),
         uses_x_hat=shared,
+        risk="measurement" if all(i.risk == "measurement" for i in infos) else "image",
+        needs_operator_family=any(i.needs_operator_family for i in infos),
+        needs_transforms=any(i.needs_transforms for i in infos),
+        noise_caveat=next((i.noise_caveat for i in infos if i.noise_caveat is not None), None),
     )
 
 

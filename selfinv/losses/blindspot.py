@@ -5,16 +5,15 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
-from selfinv.losses.base import Loss, LossContext, LossInfo, Model, noise_of, noise_param, sq_mean
+from selfinv.losses.base import Estimator, Loss, LossContext, LossInfo, Model, noise_of, noise_param, sq_mean, unwrap
 from selfinv.noise import Gaussian
 
 __all__ = ["BlindSpot", "PosteriorMean", "gaussian_posterior_mean"]
 
 
 def _require_blind_spot(model: Model, owner: str) -> None:
-    if getattr(model, "blind_spot", False) is not True:
+    if getattr(unwrap(model), "blind_spot", False) is not True:
         raise ValueError(
             f"{owner}: the model must be a blind-spot network (declare `blind_spot = True`, e.g. "
             "selfinv.models.blindspot.BlindSpotNet); for an ordinary network ||y - f(y)||² is minimised by the "
@@ -35,21 +34,34 @@ def gaussian_posterior_mean(y: torch.Tensor, mu: torch.Tensor, var_prior: torch.
     return (var_prior * y + var_noise * mu) / (var_prior + var_noise)
 
 
-class PosteriorMean(nn.Module):
+def _mean_and_variance(model: Model, y: torch.Tensor, physics) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The prior mean :math:`\mu` and variance :math:`\sigma_p^2` of a ``predict_variance`` network.
+
+    ``model.mean_and_variance(y, physics)``; a network inside ``DistributedDataParallel`` is called through the
+    wrapper, as ``model(y, physics, with_variance=True)`` (what :class:`~selfinv.models.blindspot.BlindSpotNet`
+    accepts), since only a call of the wrapper all-reduces the gradients across processes.
+    """
+    if unwrap(model) is not model:
+        return model(y, physics, with_variance=True)
+    return model.mean_and_variance(y, physics)
+
+
+class PosteriorMean(Estimator):
     r"""The "pme" test-time estimator of Laine et al.: :math:`\hat x = (\sigma_p^2 y + \sigma^2 \mu)/(\sigma_p^2 + \sigma^2)`.
 
     :math:`(\mu, \sigma_p^2)` come from one call of ``model.mean_and_variance(y)`` (the blind-spot prior of
     :math:`x_i` given the other pixels) and :math:`\sigma` from ``physics.noise`` (Gaussian, per-sample allowed).
-    Wraps the model without modifying it.
+    Wraps the model without modifying it. Deterministic: called as ``estimator(y, physics, generator=None)``, it
+    ignores the generator.
     """
 
     def __init__(self, model: Model) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, y: torch.Tensor, physics) -> torch.Tensor:
+    def forward(self, y: torch.Tensor, physics, generator: torch.Generator | None = None) -> torch.Tensor:
         noise = noise_of(physics, (Gaussian,), "BlindSpot posterior mean")
-        mu, var_p = self.model.mean_and_variance(y, physics)
+        mu, var_p = _mean_and_variance(self.model, y, physics)
         return gaussian_posterior_mean(y, mu, var_p, noise_param(noise, "sigma", y) ** 2)
 
 
@@ -102,24 +114,18 @@ class BlindSpot(Loss):
     """
 
     needs_backbone = {"name": "blindspot"}  # noqa: RUF012  (read-only class fact)
+    default_backbone = {"name": "blindspot", "width": 16, "depth": 2}  # noqa: RUF012
     info = LossInfo(
-        train_evals=1,
-        test_evals=1,
-        single_y=True,
-        mmse_optimal=False,
-        unknown_separable_noise=True,
-        unknown_coloured_noise=False,
-        noise_models=None,
-        general_operator=False,
+        train_evals=1, unknown_separable_noise=True,
         reference="Laine, Karras, Lehtinen & Aila, High-quality self-supervised deep image denoising, NeurIPS 2019",
     )
 
     def _loss(self, ctx: LossContext) -> torch.Tensor:
         _require_blind_spot(ctx.model, "BlindSpot")
         y = ctx.y
-        if getattr(ctx.model, "predict_variance", False):
+        if getattr(unwrap(ctx.model), "predict_variance", False):
             noise = noise_of(ctx.physics, (Gaussian,), "BlindSpot (predict_variance)")
-            mu, var_p = ctx.model.mean_and_variance(y, ctx.physics)
+            mu, var_p = _mean_and_variance(ctx.model, y, ctx.physics)
             var = var_p + noise_param(noise, "sigma", y) ** 2
             return (0.5 * (y - mu).pow(2) / var + 0.5 * torch.log(2 * math.pi * var)).mean()
         x_hat = ctx.x_hat
@@ -129,6 +135,6 @@ class BlindSpot(Loss):
 
     def test_model(self, model: Model) -> Model:
         """:class:`PosteriorMean` for a model with ``predict_variance``; otherwise the model (μ)."""
-        if getattr(model, "predict_variance", False):
+        if getattr(unwrap(model), "predict_variance", False):
             return PosteriorMean(model)
         return model

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from selfinv.losses.base import Loss, LossContext, LossInfo
+from selfinv.losses.base import Loss, LossContext, LossInfo, sq_mean
 
 CONSISTENCY = ("mc", "sure", "r2r", "none")
 
@@ -49,16 +49,36 @@ def with_extra_evals(base: LossInfo, consistency: Loss | None, extra: int, **cha
 class WithConsistency(Loss):
     r"""A loss of the form consistency + :math:`\lambda` · prior term (MOI, EI): the shared plumbing.
 
-    Subclasses call ``super().__init__(consistency, weight, base_info, extra_evals)`` and implement
-    ``_term(ctx)``. The consistency term is evaluated first (so SURE's autograd divergences can share
-    f(y)), its checks and test-time estimator are the loss's own, and ``info`` counts the evaluations.
+    Subclasses call ``super().__init__(consistency, weight, base_info, extra_evals, renoise, stop_gradient)``
+    and implement ``_term(ctx)``, typically as :meth:`_remeasured` of a virtual measurement. The consistency
+    term is evaluated first (so SURE's autograd divergences can share f(y)), its checks and test-time
+    estimator are the loss's own, and ``info`` counts the evaluations.
     """
 
-    def __init__(self, consistency: str, weight: float, base_info: LossInfo, extra_evals: int, **info_changes) -> None:
+    def __init__(
+        self,
+        consistency: str,
+        weight: float,
+        base_info: LossInfo,
+        extra_evals: int,
+        renoise: bool = False,
+        stop_gradient: bool = False,
+        **info_changes,
+    ) -> None:
         super().__init__()
         self.consistency = make_consistency(consistency, type(self).__name__)
         self.weight = float(weight)
         self.info = with_extra_evals(base_info, self.consistency, extra=extra_evals, **info_changes)
+        self.renoise, self.stop_gradient = bool(renoise), bool(stop_gradient)
+
+    def _remeasured(self, ctx: LossContext, x: torch.Tensor, physics) -> torch.Tensor:
+        r""":math:`\frac1n\|f(y', A') - x\|^2` for a new measurement :math:`y' = A'x` of ``x`` through ``physics``
+        :math:`A'`, with the physics' noise added when ``renoise`` (count-type noise needs :math:`A'x \ge 0`: it
+        is clipped first), and ``x`` a fixed target when ``stop_gradient``."""
+        z = physics.A(x)
+        y_new = physics.add_noise(z, ctx.generator, clamp=True) if self.renoise else z
+        target = x.detach() if self.stop_gradient else x
+        return sq_mean(ctx.model(y_new, physics) - target)
 
     def _check(self, physics):
         if self.consistency is not None:

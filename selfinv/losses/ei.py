@@ -2,9 +2,10 @@ r"""Equivariant imaging (EI) and robust EI (REI): learning the nullspace from in
 
 from __future__ import annotations
 
-from selfinv.losses.base import LossInfo, sq_mean
+from selfinv._checks import check_either
+from selfinv.losses.base import LossInfo
 from selfinv.losses.consistency import WithConsistency
-from selfinv.transforms import Transform
+from selfinv.transforms import Shift, Transform
 
 
 class EI(WithConsistency):
@@ -53,40 +54,30 @@ class EI(WithConsistency):
     """
 
     _base_info = LossInfo(
-        train_evals=2,
-        test_evals=1,
-        single_y=True,
-        mmse_optimal=False,
-        unknown_separable_noise=False,
-        unknown_coloured_noise=False,
-        noise_models=None,
-        general_operator=True,
+        train_evals=2, general_operator=True, needs_transforms=True,
         reference="Chen, Tachella & Davies, ICCV 2021",
     )
 
-    def __init__(
-        self,
-        transform: Transform,
-        consistency: str = "mc",
-        weight: float = 1.0,
-        renoise: bool = False,
-        stop_gradient: bool = False,
-    ) -> None:
+    def __init__(self, transform: Transform, consistency: str = "mc", weight: float = 1.0, renoise: bool = False,
+                 stop_gradient: bool = False) -> None:
         if not isinstance(transform, Transform):
             raise ValueError(f"{type(self).__name__}: transform must be a selfinv.transforms.Transform, got {transform!r}")
         robust = consistency in ("sure", "r2r")
         reference = "Chen, Tachella & Davies, CVPR 2022 (robust EI)" if robust else self._base_info.reference
-        super().__init__(consistency, weight, self._base_info, extra_evals=1, reference=reference)
+        # MC consistency fits y exactly, noise included; SURE/R2R estimate the noiseless consistency
+        caveat = "noisy data: use rei (SURE/R2R consistency) instead" if consistency == "mc" else None
+        super().__init__(consistency, weight, self._base_info, 1, renoise, stop_gradient, reference=reference,
+                         noise_caveat=caveat)
         self.transform = transform
-        self.renoise, self.stop_gradient = bool(renoise), bool(stop_gradient)
+
+    @classmethod
+    def example(cls) -> EI:
+        """With shifts, the group that suits most operators (not MRI: it is equivariant to them)."""
+        return cls(Shift())
 
     def _term(self, ctx):
-        x_hat = ctx.x_hat
-        x_t, _ = self.transform(x_hat, generator=ctx.generator)
-        z = ctx.physics.A(x_t)  # count-type noise needs A T x̂ ≥ 0: clipped before re-noising
-        y_t = ctx.physics.add_noise(z, ctx.generator, clamp=True) if self.renoise else z
-        target = x_t.detach() if self.stop_gradient else x_t
-        return sq_mean(ctx.model(y_t, ctx.physics) - target)
+        x_t, _ = self.transform(ctx.x_hat, generator=ctx.generator)
+        return self._remeasured(ctx, x_t, ctx.physics)  # f(N(A T x̂)) against T x̂
 
     def extra_repr(self) -> str:
         return f"transform={self.transform!r}, weight={self.weight:g}, renoise={self.renoise}"
@@ -117,14 +108,7 @@ class REI(EI):
         torch.Size([])
     """
 
-    def __init__(
-        self,
-        transform: Transform,
-        consistency: str = "sure",
-        weight: float = 1.0,
-        renoise: bool = True,
-        stop_gradient: bool = False,
-    ) -> None:
-        if consistency not in ("sure", "r2r"):
-            raise ValueError(f"REI: consistency must be 'sure' or 'r2r', got {consistency!r}")
+    def __init__(self, transform: Transform, consistency: str = "sure", weight: float = 1.0, renoise: bool = True,
+                 stop_gradient: bool = False) -> None:  # EI's arguments, with REI's defaults
+        check_either(consistency, ("sure", "r2r"), "consistency", "REI")
         super().__init__(transform, consistency=consistency, weight=weight, renoise=renoise, stop_gradient=stop_gradient)

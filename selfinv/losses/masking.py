@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from selfinv import _random
-from selfinv.losses.base import Loss, LossContext, LossInfo, Model
+from selfinv._checks import check_either, check_fraction, check_int
+from selfinv.losses.base import Estimator, Loss, LossContext, LossInfo, Model
 
 __all__ = ["JInvariantAverage", "Noise2Self", "Noise2Void", "grid_mask"]
 
@@ -164,7 +164,7 @@ def _neighbour_replace(
 
 
 # ---------------------------------------------------------------------- test-time estimator
-class JInvariantAverage(nn.Module):
+class JInvariantAverage(Estimator):
     r"""The J-invariant test-time estimator :math:`f^{\text{test}}(y) = \sum_{p} m_p \circ f(y_{a_p})`.
 
     The :math:`w^2` phases :math:`p` of a :math:`w\times w` grid (:func:`grid_mask`) partition the pixels; for
@@ -174,33 +174,29 @@ class JInvariantAverage(nn.Module):
     network. Cost: :math:`w^2` network evaluations (one per phase, each on the whole batch).
 
     It wraps the model without modifying it (``eval()``/``train()`` on the wrapper propagate as usual).
+    Called as ``estimator(y, physics=None, generator=None)``: ``generator`` drives the random replacement of
+    Noise2Void (Noise2Self's rules are deterministic).
 
     Args:
         model: the trained network, called as ``model(y_a, physics)``.
         masker: the loss whose ``replace(y, mask, generator)`` rule is used (:class:`Noise2Self` or
             :class:`Noise2Void`).
         width: the grid width :math:`w` (:math:`\geq 2`).
-        generator: drives the random replacement of Noise2Void (Noise2Self's rules are deterministic).
     """
 
-    def __init__(
-        self, model: Model, masker: Noise2Self | Noise2Void, width: int, generator: torch.Generator | None = None
-    ):
+    def __init__(self, model: Model, masker: Noise2Self | Noise2Void, width: int):
         super().__init__()
-        if not isinstance(width, int) or isinstance(width, bool) or width < 2:
-            raise ValueError(f"JInvariantAverage: width must be an integer >= 2, got {width!r}")
         self.model = model
         self.masker = masker
-        self.width = width
-        self.generator = generator
+        self.width = check_int(width, "width", "JInvariantAverage", low=2)
 
-    def forward(self, y: torch.Tensor, physics=None) -> torch.Tensor:
+    def forward(self, y: torch.Tensor, physics=None, generator: torch.Generator | None = None) -> torch.Tensor:
         _check_image(y, "JInvariantAverage", min_size=self.width)
         B, _, H, W = y.shape
         out = None
         for p in range(self.width**2):  # one pass per phase (w² passes), each on the whole batch
             mask = grid_mask(H, W, self.width, torch.full((B,), p, device=y.device))
-            f = self.model(self.masker.replace(y, mask, self.generator), physics)
+            f = self.model(self.masker.replace(y, mask, generator), physics)
             _check_output(f, y, "JInvariantAverage")
             kept = torch.where(mask, f, torch.zeros((), dtype=f.dtype, device=f.device))
             out = kept if out is None else out + kept
@@ -210,16 +206,39 @@ class JInvariantAverage(nn.Module):
         return f"width={self.width}, passes={self.width**2}"
 
 
-def _test_model(loss: Noise2Self | Noise2Void, model: Model, mode: str, width: int, generator) -> Model:
+def _test_model(loss: Noise2Self | Noise2Void, model: Model, mode: str, width: int) -> Model:
     if mode not in _TEST_MODES:
         raise ValueError(f"{type(loss).__name__}: test mode must be one of {_TEST_MODES}, got {mode!r}")
     if mode == "single":
         return model
-    return JInvariantAverage(model, loss, width, generator)
+    return JInvariantAverage(model, loss, width)
 
 
 # ---------------------------------------------------------------------- losses
-class Noise2Void(Loss):
+class _Masking(Loss):
+    """What Noise2Void and Noise2Self share: hide a random set of pixels (``sample_mask``), replace them in the
+    network input (``replace``) and take the loss on the hidden pixels only."""
+
+    def sample_mask(self, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def replace(self, y: torch.Tensor, mask: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def split(self, y: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One random split: returns the network input :math:`y_a` and the boolean mask :math:`m_b`."""
+        mask = self.sample_mask(y, generator)
+        return self.replace(y, mask, generator), mask
+
+    def _loss(self, ctx: LossContext) -> torch.Tensor:
+        y = ctx.y
+        y_a, mask = self.split(y, ctx.generator)
+        out = ctx.model(y_a, ctx.physics)
+        _check_output(out, y, type(self).__name__)
+        return _masked_mean(y - out, mask)
+
+
+class Noise2Void(_Masking):
     r"""Noise2Void (Krull, Buchholz & Jug, CVPR 2019): hide random pixels, predict them from their neighbours.
 
     At each step a random set :math:`b` of ``round(ratio·H·W)`` pixels is drawn independently for every image
@@ -249,7 +268,7 @@ class Noise2Void(Loss):
             asked for in juglab/n2v#3); by default all channels of a pixel are hidden together, which is what
             J-invariance needs when the noise is correlated across channels.
 
-    ``test_model(model, mode="single" | "average", width=3, generator=None)``: see the module docstring; the
+    ``test_model(model, mode="single" | "average", width=3)``: see the module docstring; the
     ``"average"`` analogue for Noise2Void is the :math:`w\times w` grid partition with Noise2Void's random
     neighbour replacement (exactly J-invariant, :math:`w^2` evaluations).
 
@@ -269,32 +288,17 @@ class Noise2Void(Loss):
     """
 
     info = LossInfo(
-        train_evals=1,
-        test_evals=1,
-        single_y=True,
-        mmse_optimal=False,
+        train_evals=1, uses_x_hat=False,  # its network input is y_a, not y
         unknown_separable_noise=True,
-        unknown_coloured_noise=False,
-        noise_models=None,
-        general_operator=False,
         reference="Krull, Buchholz & Jug, Noise2Void, CVPR 2019",
-        uses_x_hat=False,  # its network input is not y itself
     )
 
     def __init__(self, ratio: float = 0.015, radius: int = 2, replacement: str = "uniform", per_channel: bool = False):
         super().__init__()
-        if not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or not 0 < ratio < 1:
-            raise ValueError(f"Noise2Void: ratio must be in (0, 1), got {ratio!r}")
-        if not isinstance(radius, int) or isinstance(radius, bool) or radius < 1:
-            raise ValueError(f"Noise2Void: radius must be an integer >= 1, got {radius!r}")
-        if replacement not in ("uniform", "uniform_withCP"):
-            raise ValueError(f"Noise2Void: replacement must be 'uniform' or 'uniform_withCP', got {replacement!r}")
-        self.ratio, self.radius, self.replacement, self.per_channel = (
-            float(ratio),
-            radius,
-            replacement,
-            bool(per_channel),
-        )
+        self.ratio = check_fraction(ratio, "ratio", "Noise2Void")
+        self.radius = check_int(radius, "radius", "Noise2Void")
+        self.replacement = check_either(replacement, ("uniform", "uniform_withCP"), "replacement", "Noise2Void")
+        self.per_channel = bool(per_channel)
 
     def sample_mask(self, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """A boolean mask (B, 1 or C, H, W) with ``round(ratio·H·W)`` hidden pixels per image (and channel)."""
@@ -314,29 +318,16 @@ class Noise2Void(Loss):
         """:math:`y_a`: the masked entries replaced by random neighbours (a new tensor; y is not modified)."""
         return _neighbour_replace(y, mask, self.radius, self.replacement == "uniform", generator)
 
-    def split(self, y: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """One random split: returns the network input :math:`y_a` and the boolean mask :math:`m_b`."""
-        mask = self.sample_mask(y, generator)
-        return self.replace(y, mask, generator), mask
-
-    def _loss(self, ctx: LossContext) -> torch.Tensor:
-        y = ctx.y
-        y_a, mask = self.split(y, ctx.generator)
-        out = ctx.model(y_a, ctx.physics)
-        _check_output(out, y, "Noise2Void")
-        return _masked_mean(y - out, mask)
-
-    def test_model(
-        self, model: Model, mode: str = "single", width: int = 3, generator: torch.Generator | None = None
-    ) -> Model:
-        """``"single"``: the model itself; ``"average"``: :class:`JInvariantAverage` with random neighbours."""
-        return _test_model(self, model, mode, width, generator)
+    def test_model(self, model: Model, mode: str = "single", width: int = 3) -> Model:
+        """``"single"``: the model itself; ``"average"``: :class:`JInvariantAverage` with random neighbours
+        (drawn from the generator it is called with)."""
+        return _test_model(self, model, mode, width)
 
     def extra_repr(self) -> str:
         return f"ratio={self.ratio:g}, radius={self.radius}, replacement={self.replacement!r}, per_channel={self.per_channel}"
 
 
-class Noise2Self(Loss):
+class Noise2Self(_Masking):
     r"""Noise2Self (Batson & Royer, ICML 2019): grid masking with a random phase per image.
 
     For a grid width :math:`w`, each image draws a phase :math:`p \in \{0,\dots,w^2-1\}` and hides the pixels
@@ -362,7 +353,6 @@ class Noise2Self(Loss):
     Example:
         >>> import torch
         >>> from selfinv.losses.masking import Noise2Self
-        >>> from selfinv.physics import Denoising
         >>> loss = Noise2Self(width=2)
         >>> y = torch.rand(3, 1, 6, 6)
         >>> y_a, mask = loss.split(y, torch.Generator().manual_seed(0))
@@ -377,25 +367,15 @@ class Noise2Self(Loss):
     """
 
     info = LossInfo(
-        train_evals=1,
-        test_evals=">1",
-        single_y=True,
-        mmse_optimal=False,
+        train_evals=1, test_evals=">1", uses_x_hat=False,  # its network input is y_a, not y
         unknown_separable_noise=True,
-        unknown_coloured_noise=False,
-        noise_models=None,
-        general_operator=False,
         reference="Batson & Royer, Noise2Self, ICML 2019",
-        uses_x_hat=False,  # its network input is not y itself
     )
 
     def __init__(self, width: int = 3, replacement: str = "zero"):
         super().__init__()
-        if not isinstance(width, int) or isinstance(width, bool) or width < 2:
-            raise ValueError(f"Noise2Self: width must be an integer >= 2, got {width!r}")
-        if replacement not in ("zero", "interpolate"):
-            raise ValueError(f"Noise2Self: replacement must be 'zero' or 'interpolate', got {replacement!r}")
-        self.width, self.replacement = width, replacement
+        self.width = check_int(width, "width", "Noise2Self", low=2)
+        self.replacement = check_either(replacement, ("zero", "interpolate"), "replacement", "Noise2Self")
 
     def sample_mask(self, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """The (B, 1, H, W) grid mask of a random phase per image."""
@@ -408,24 +388,12 @@ class Noise2Self(Loss):
         fill = torch.zeros((), dtype=y.dtype, device=y.device) if self.replacement == "zero" else _interpolate(y)
         return torch.where(mask, fill, y)
 
-    def split(self, y: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """One random split: returns the network input :math:`y_a` and the boolean mask :math:`m_b`."""
-        mask = self.sample_mask(y, generator)
-        return self.replace(y, mask), mask
-
-    def _loss(self, ctx: LossContext) -> torch.Tensor:
-        y = ctx.y
-        y_a, mask = self.split(y, ctx.generator)
-        out = ctx.model(y_a, ctx.physics)
-        _check_output(out, y, "Noise2Self")
-        return _masked_mean(y - out, mask)
-
     def test_model(self, model: Model, mode: str = "average") -> Model:
         """``"average"`` (default): the J-invariant :class:`JInvariantAverage` (w² network calls), the
         estimator the network was trained to be; ``"single"``: the model itself (one call). The single
         pass can fail badly for residual networks trained on zeroed pixels (BENCHMARKS.md, Gaussian
         ladder: 4 dB with ``"zero"``, no denoising with ``"interpolate"``), hence the default."""
-        return _test_model(self, model, mode, self.width, None)
+        return _test_model(self, model, mode, self.width)
 
     def extra_repr(self) -> str:
         return f"width={self.width}, replacement={self.replacement!r}"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from selfinv.losses.base import LossInfo, sq_mean
+from selfinv.losses.base import LossInfo
 from selfinv.losses.consistency import WithConsistency
 from selfinv.physics.base import LinearOperator
+from selfinv.physics.samplers import BernoulliMaskSampler
 
 Sampler = Callable[..., LinearOperator]
 
@@ -48,40 +49,27 @@ class MOI(WithConsistency):
     """
 
     _base_info = LossInfo(
-        train_evals=2,
-        test_evals=1,
-        single_y=True,
-        mmse_optimal=True,
-        unknown_separable_noise=False,
-        unknown_coloured_noise=False,
-        noise_models=None,
-        general_operator=True,
+        train_evals=2, mmse_optimal=True, general_operator=True, needs_operator_family=True,
         reference="Tachella, Chen & Davies, NeurIPS 2022",
     )
 
-    def __init__(
-        self,
-        sampler: Sampler,
-        consistency: str = "mc",
-        weight: float = 1.0,
-        renoise: bool = False,
-        stop_gradient: bool = False,
-    ) -> None:
+    def __init__(self, sampler: Sampler, consistency: str = "mc", weight: float = 1.0, renoise: bool = False,
+                 stop_gradient: bool = False) -> None:
         if not callable(sampler):
             raise ValueError("MOI: sampler must be an operator sampler, called as sampler(batch_size, generator=..)")
-        super().__init__(consistency, weight, self._base_info, extra_evals=1)
+        super().__init__(consistency, weight, self._base_info, 1, renoise, stop_gradient)
         self.sampler = sampler
-        self.renoise, self.stop_gradient = bool(renoise), bool(stop_gradient)
+
+    @classmethod
+    def example(cls) -> MOI:
+        """With random inpainting masks of 8 × 8 images (half the pixels observed)."""
+        return cls(BernoulliMaskSampler(8, p=0.5))
 
     def _term(self, ctx):
         x_hat = ctx.x_hat
-        b = ctx.y.shape[0]
-        other = self.sampler(b, generator=ctx.generator, noise=ctx.physics.noise if self.renoise else None)
-        other = other.to(x_hat.device)
-        z = other.A(x_hat)
-        y_other = other.add_noise(z, ctx.generator, clamp=True) if self.renoise else z  # count noise: A'x̂ ≥ 0
-        target = x_hat.detach() if self.stop_gradient else x_hat
-        return sq_mean(ctx.model(y_other, other) - target)
+        noise = ctx.physics.noise if self.renoise else None
+        other = self.sampler(ctx.y.shape[0], generator=ctx.generator, noise=noise).to(x_hat.device)
+        return self._remeasured(ctx, x_hat, other)  # f(N(A' x̂), A') against x̂
 
     def extra_repr(self) -> str:
         return f"weight={self.weight:g}, renoise={self.renoise}, stop_gradient={self.stop_gradient}"

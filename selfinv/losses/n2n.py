@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from selfinv._checks import check_bool
 from selfinv.losses.base import Loss, LossInfo, noise_param, sq_mean
 from selfinv.noise import CorrelatedGaussian, Gamma, Gaussian, NoiseModel, Poisson, PoissonGaussian
 from selfinv.physics.base import LinearOperator
@@ -82,8 +83,8 @@ class Noise2Noise(Loss):
         >>> from selfinv.losses.n2n import Noise2Noise
         >>> from selfinv.physics import Denoising
         >>> from selfinv.noise import Gaussian
-        >>> physics = Denoising(noise=Gaussian(0.3))
         >>> g = torch.Generator().manual_seed(0)
+        >>> physics = Denoising(noise=Gaussian(0.3))
         >>> x = torch.zeros(1, 1, 64, 64)
         >>> y, y2 = physics(x, generator=g), physics(x, generator=g)
         >>> zero = lambda y, physics: torch.zeros_like(y)
@@ -94,22 +95,15 @@ class Noise2Noise(Loss):
     """
 
     info = LossInfo(
-        train_evals=1,
-        test_evals=1,
-        single_y=False,
-        mmse_optimal=True,
-        unknown_separable_noise=True,
-        unknown_coloured_noise=True,
-        noise_models=None,
-        general_operator=True,
+        train_evals=1, single_y=False, mmse_optimal=True,
+        unknown_separable_noise=True, unknown_coloured_noise=True,  # any independent zero-mean noise
+        general_operator=True, risk="measurement",  # E‖A(f(y) − x)‖²: blind to the nullspace of A
         reference="Noise2Noise (Lehtinen et al., ICML 2018)",
     )
 
     def __init__(self, subtract_noise: bool = False) -> None:
         super().__init__()
-        if not isinstance(subtract_noise, bool):
-            raise ValueError(f"Noise2Noise: subtract_noise must be a bool, got {subtract_noise!r}")
-        self.subtract_noise = subtract_noise
+        self.subtract_noise = check_bool(subtract_noise, "subtract_noise", "Noise2Noise")
 
     def _loss(self, ctx):
         y, y2 = ctx.y, ctx.y2

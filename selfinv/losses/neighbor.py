@@ -80,16 +80,9 @@ class Neighbor2Neighbor(Loss):
     """
 
     info = LossInfo(
-        train_evals=2,
-        test_evals=1,
-        single_y=True,
-        mmse_optimal=False,
+        train_evals=2, uses_x_hat=False,  # its network input is g1(y), not y
         unknown_separable_noise=True,
-        unknown_coloured_noise=False,
-        noise_models=None,
-        general_operator=False,
         reference="Huang, Li, Jia, Lu & Liu, Neighbor2Neighbor, CVPR 2021",
-        uses_x_hat=False,  # its network input is not y itself
     )
 
     def __init__(self, gamma: float = 2.0):

@@ -3,10 +3,9 @@ r"""Noisier2Noise: learn to remove *added* noise, then correct the estimate (Mor
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from selfinv import _random
-from selfinv.losses.base import Loss, LossInfo, Model, noise_of, noise_param, sq_mean
+from selfinv.losses.base import Estimator, Loss, LossInfo, Model, noise_of, noise_param, sq_mean
 from selfinv.noise import Gaussian
 from selfinv.physics.base import LinearOperator
 
@@ -52,16 +51,9 @@ class Noisier2Noise(Loss):
     """
 
     info = LossInfo(
-        train_evals=1,
-        test_evals=">1",
-        single_y=True,
-        mmse_optimal=False,
-        unknown_separable_noise=False,
-        unknown_coloured_noise=False,
+        train_evals=1, test_evals=">1", uses_x_hat=False,  # its network input is the noisier z
         noise_models=(Gaussian,),
-        general_operator=False,
         reference="Moran, Schmidt, Zhong & Coady, Noisier2Noise, CVPR 2020",
-        uses_x_hat=False,
     )
 
     def __init__(self, alpha: float = 1.0, n_samples: int = 5) -> None:
@@ -76,25 +68,31 @@ class Noisier2Noise(Loss):
         z, physics_z = noisier(ctx.y, ctx.physics, self.alpha, ctx.generator)
         return sq_mean(ctx.y - ctx.model(z, physics_z))
 
-    def test_model(self, model: Model, n_samples: int | None = None, generator: torch.Generator | None = None) -> Model:
-        return Noisier2NoiseEstimator(model, self.alpha, n_samples or self.n_samples, generator)
+    def test_model(self, model: Model, n_samples: int | None = None) -> Model:
+        """The corrected average :class:`Noisier2NoiseEstimator` over N = ``n_samples`` (or the loss's) draws."""
+        return Noisier2NoiseEstimator(model, self.alpha, n_samples or self.n_samples)
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha:g}, n_samples={self.n_samples}"
 
 
-class Noisier2NoiseEstimator(nn.Module):
-    r"""The corrected estimator :math:`\frac1N\sum_i ((1+\alpha^2) f(z_i) - z_i)/\alpha^2` (N network calls)."""
+class Noisier2NoiseEstimator(Estimator):
+    r"""The corrected estimator :math:`\frac1N\sum_i ((1+\alpha^2) f(z_i) - z_i)/\alpha^2` (N network calls).
 
-    def __init__(self, model: Model, alpha: float, n_samples: int, generator: torch.Generator | None) -> None:
+    Called as ``estimator(y, physics, generator=None)``; the extra noises of :math:`z_i` come from ``generator``.
+    """
+
+    def __init__(self, model: Model, alpha: float, n_samples: int) -> None:
         super().__init__()
-        self.model, self.alpha, self.n_samples, self.generator = model, alpha, n_samples, generator
+        self.model, self.alpha, self.n_samples = model, alpha, n_samples
 
-    def forward(self, y: torch.Tensor, physics: LinearOperator) -> torch.Tensor:
+    def forward(
+        self, y: torch.Tensor, physics: LinearOperator, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         a2 = self.alpha**2
         total = None
         for _ in range(self.n_samples):
-            z, physics_z = noisier(y, physics, self.alpha, self.generator)
+            z, physics_z = noisier(y, physics, self.alpha, generator)
             est = ((1 + a2) * self.model(z, physics_z) - z) / a2
             total = est if total is None else total + est
         return total / self.n_samples

@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
 from selfinv import _random
-from selfinv.losses.base import Loss, LossInfo, Model, noise_of, noise_param, sq_mean
+from selfinv._checks import check_bool, check_fraction, check_positive, check_positive_int
+from selfinv.losses.base import Estimator, Loss, LossInfo, Model, noise_of, noise_param, sq_mean
 from selfinv.noise import Gamma, Gaussian, NoiseModel, Poisson, PoissonGaussian
 from selfinv.physics.base import LinearOperator
 
@@ -129,31 +129,32 @@ def pang_to_alpha(alpha_pang: float) -> float:
     (so Pang's default 0.5 is α = 0.2 and α = 0.15 is :math:`\alpha_P \approx 0.42`); the two
     parametrisations then give the same pair :math:`(y_1, y_2)`.
     """
-    if not (isinstance(alpha_pang, (int, float)) and not isinstance(alpha_pang, bool) and alpha_pang > 0):
-        raise ValueError(f"pang_to_alpha: alpha_pang must be a positive number, got {alpha_pang!r}")
+    check_positive(alpha_pang, "alpha_pang", "pang_to_alpha")
     return alpha_pang**2 / (1.0 + alpha_pang**2)
 
 
-class R2REstimator(nn.Module):
+class R2REstimator(Estimator):
     r"""The R2R test-time estimator :math:`\frac1N\sum_{i=1}^N f(y_1^{(i)}, A_1)` over N fresh recorruptions of y.
 
     Each :math:`y_1^{(i)}` is drawn by :func:`recorrupt` (with the physics :math:`A_1` describing its
-    noise); N = 1 is the cheap, noisier version. Costs N network evaluations; the draws come from
-    ``generator`` (the default generator if None), so a seeded generator gives reproducible outputs.
-    Gradients follow the caller's mode (wrap the call in ``torch.no_grad()`` for inference).
+    noise); N = 1 is the cheap, noisier version. Costs N network evaluations; called as
+    ``estimator(y, physics, generator=None)``, the draws come from ``generator`` (the default generator if
+    None), so a seeded generator gives reproducible outputs. Gradients follow the caller's mode (wrap the
+    call in ``torch.no_grad()`` for inference).
     """
 
-    def __init__(self, model: Model, alpha: float, n_samples: int, generator: torch.Generator | None = None) -> None:
+    def __init__(self, model: Model, alpha: float, n_samples: int) -> None:
         super().__init__()
-        if not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples < 1:
-            raise ValueError(f"R2R: n_samples must be a positive integer, got {n_samples!r}")
+        check_positive_int(n_samples, "n_samples", "R2R")
         self.model = model  # registered as a submodule when it is one
-        self.alpha, self.n_samples, self.generator = alpha, n_samples, generator
+        self.alpha, self.n_samples = alpha, n_samples
 
-    def forward(self, y: torch.Tensor, physics: LinearOperator) -> torch.Tensor:
+    def forward(
+        self, y: torch.Tensor, physics: LinearOperator, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         total = None
         for _ in range(self.n_samples):
-            y1, _, physics1 = recorrupt(y, physics, self.alpha, self.generator, owner="R2R.test_model")
+            y1, _, physics1 = recorrupt(y, physics, self.alpha, generator, owner="R2R.test_model")
             out = self.model(y1, physics1)
             total = out if total is None else total + out
         return total / self.n_samples
@@ -223,22 +224,16 @@ class R2R(Loss):
         >>> loss = R2R(alpha=0.2)
         >>> round(float(loss(y, physics, zero, generator=g)) / (0.1**2 / 0.2), 1)   # sigma^2 / alpha
         1.0
-        >>> est = loss.test_model(lambda y, physics: 2 * y, n_samples=3, generator=g)
-        >>> est(y, physics).shape
+        >>> est = loss.test_model(lambda y, physics: 2 * y, n_samples=3)
+        >>> est(y, physics, generator=g).shape
         torch.Size([4, 1, 32, 32])
     """
 
     info = LossInfo(
-        train_evals=1,
-        test_evals=">1",
-        single_y=True,
-        mmse_optimal=True,
-        unknown_separable_noise=False,
-        unknown_coloured_noise=False,
-        noise_models=SUPPORTED,
-        general_operator=True,
+        train_evals=1, test_evals=">1", uses_x_hat=False,  # its network input is y1, not y
+        mmse_optimal=True, noise_models=SUPPORTED,
+        general_operator=True, risk="measurement",  # E‖A(f(y) − x)‖²: blind to the nullspace of A
         reference="R2R (Pang et al., CVPR 2021); GR2R (Monroy, Bacca & Tachella, CVPR 2025)",
-        uses_x_hat=False,  # its network input is not y itself
     )
 
     def __init__(
@@ -255,15 +250,9 @@ class R2R(Loss):
             alpha = pang_to_alpha(alpha_pang)
         elif alpha is None:
             alpha = 0.15
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 < float(alpha) < 1.0:
-            raise ValueError(f"R2R: alpha must be in (0, 1), got {alpha!r}")
-        if not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples < 1:
-            raise ValueError(f"R2R: n_samples must be a positive integer, got {n_samples!r}")
-        if not isinstance(subtract_noise, bool):
-            raise ValueError(f"R2R: subtract_noise must be a bool, got {subtract_noise!r}")
-        self.alpha = float(alpha)
-        self.n_samples = n_samples
-        self.subtract_noise = subtract_noise
+        self.alpha = check_fraction(alpha, "alpha", "R2R")
+        self.n_samples = check_positive_int(n_samples, "n_samples", "R2R")
+        self.subtract_noise = check_bool(subtract_noise, "subtract_noise", "R2R")
 
     def _check(self, physics):
         _refuse_poisson_gaussian(physics, "R2R")
@@ -295,9 +284,9 @@ class R2R(Loss):
             var = real**2 / (a * (noise_param(noise, "shape", real) + 1.0))
         return torch.where(physics.acquired(y), var, torch.zeros_like(var))
 
-    def test_model(self, model: Model, n_samples: int | None = None, generator: torch.Generator | None = None) -> R2REstimator:
+    def test_model(self, model: Model, n_samples: int | None = None) -> R2REstimator:
         r"""The averaged estimator :math:`\frac1N\sum_i f(y_1^{(i)})` (:class:`R2REstimator`), N = ``n_samples`` or the loss's."""
-        return R2REstimator(model, self.alpha, self.n_samples if n_samples is None else n_samples, generator)
+        return R2REstimator(model, self.alpha, self.n_samples if n_samples is None else n_samples)
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha:g}, n_samples={self.n_samples}, subtract_noise={self.subtract_noise}"

@@ -3,15 +3,21 @@ r"""Noise2Score: learn the score of the measurements, denoise with Tweedie's for
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from selfinv import _random
-from selfinv.losses.base import Loss, LossInfo, Model, _is_identity, noise_of, noise_param, sq_mean
+from selfinv._checks import check_positive, check_positive_int
+from selfinv.losses.base import Estimator, Loss, LossInfo, Model, _is_identity, noise_of, noise_param, sq_mean
 from selfinv.noise import Gamma, Gaussian, NoiseModel, Poisson
 from selfinv.physics.base import LinearOperator
 
 SUPPORTED = (Gaussian, Poisson, Gamma)
 POISSON_FORMULAS = ("mean", "noise2score")
+
+
+def _check_formula(poisson_formula: str) -> str:
+    if poisson_formula not in POISSON_FORMULAS:
+        raise ValueError(f"Noise2Score: poisson_formula must be one of {POISSON_FORMULAS}, got {poisson_formula!r}")
+    return poisson_formula
 
 
 def tweedie(
@@ -63,8 +69,7 @@ def tweedie(
 
     Per-sample parameters are honoured; ``y`` is never modified.
     """
-    if poisson_formula not in POISSON_FORMULAS:
-        raise ValueError(f"Noise2Score: poisson_formula must be one of {POISSON_FORMULAS}, got {poisson_formula!r}")
+    _check_formula(poisson_formula)
     noise = noise_of(physics, SUPPORTED, "Noise2Score")
 
     def s_at(v):
@@ -126,20 +131,21 @@ def gamma_max_bound(y: torch.Tensor, ell: torch.Tensor | float, p: float = GAMMA
     return bound.reshape(-1, *([1] * (y.ndim - 1)))
 
 
-class TweedieEstimator(nn.Module):
+class TweedieEstimator(Estimator):
     r"""The Noise2Score estimator :math:`\hat x = T(y, s(y))`, Tweedie's formula applied to the score network.
 
     One network evaluation (at :math:`y + \zeta/2` for the ``"mean"`` Poisson formula). See :func:`tweedie`.
+    Deterministic: called as ``estimator(y, physics, generator=None)``, it ignores the generator.
     """
 
     def __init__(self, model: Model, poisson_formula: str = "mean") -> None:
         super().__init__()
-        if poisson_formula not in POISSON_FORMULAS:
-            raise ValueError(f"Noise2Score: poisson_formula must be one of {POISSON_FORMULAS}, got {poisson_formula!r}")
         self.model = model  # registered as a submodule when it is one
-        self.poisson_formula = poisson_formula
+        self.poisson_formula = _check_formula(poisson_formula)
 
-    def forward(self, y: torch.Tensor, physics: LinearOperator) -> torch.Tensor:
+    def forward(
+        self, y: torch.Tensor, physics: LinearOperator, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         _check_denoising(physics)
         return tweedie(y, self.model, physics, self.poisson_formula)
 
@@ -214,7 +220,7 @@ class Noise2Score(Loss):
     ``info.mmse_optimal`` is one value for the class, so it is ``False``.
 
     **Network.** The output is the score itself, of size :math:`\approx (x - y)/\sigma^2`, not an image:
-    use a network without a skip connection from the input (``residual=False``; ``selfinv.config.LOSS_BACKBONES``
+    use a network without a skip connection from the input (``residual=False``; ``default_backbone``
     gives the experiments a non-residual DnCNN). A residual network :math:`y - \text{net}(y)` must learn
     :math:`\text{net}(y) = y - s(y)`, and trains to a worse score (residual → non-residual depth-8 DnCNN,
     40×40 crops of train400, 400 steps, set12: 25.72 → 26.13 dB for Gaussian σ = 25/255, 21.05 → 21.79 dB
@@ -245,20 +251,15 @@ class Noise2Score(Loss):
     """
 
     info = LossInfo(
-        train_evals=1,
-        test_evals=1,
-        single_y=True,
+        train_evals=1, uses_x_hat=False,  # its network input is the perturbed y + σ_a u
         mmse_optimal=False,  # per noise model: mmse_optimal_for (Gamma gives the posterior harmonic mean)
-        unknown_separable_noise=False,
-        unknown_coloured_noise=False,
         noise_models=SUPPORTED,
-        general_operator=False,
         reference="Noise2Score (Kim & Ye, NeurIPS 2021); AR-DAE (Lim et al., ICML 2020)",
-        uses_x_hat=False,  # its network input is not y itself
     )
 
 
     needs_backbone = {"residual": False}  # noqa: RUF012  (the output is the score, not an image)
+    default_backbone = {"name": "dncnn", "depth": 8, "width": 32, "batch_norm": False, "residual": False}  # noqa: RUF012
     def __init__(
         self,
         delta_max: float = 0.1,
@@ -267,17 +268,13 @@ class Noise2Score(Loss):
         poisson_formula: str = "mean",
     ) -> None:
         super().__init__()
-        for name, v in (("delta_max", delta_max), ("delta_min", delta_min)):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-                raise ValueError(f"Noise2Score: {name} must be a positive number, got {v!r}")
+        check_positive(delta_max, "delta_max", "Noise2Score")
+        check_positive(delta_min, "delta_min", "Noise2Score")
         if delta_min > delta_max:
             raise ValueError(f"Noise2Score: delta_min ({delta_min}) must not exceed delta_max ({delta_max})")
-        if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
-            raise ValueError(f"Noise2Score: total_steps must be a positive integer, got {total_steps!r}")
-        if poisson_formula not in POISSON_FORMULAS:
-            raise ValueError(f"Noise2Score: poisson_formula must be one of {POISSON_FORMULAS}, got {poisson_formula!r}")
+        check_positive_int(total_steps, "total_steps", "Noise2Score")
         self.delta_max, self.delta_min, self.total_steps = float(delta_max), float(delta_min), total_steps
-        self.poisson_formula = poisson_formula
+        self.poisson_formula = _check_formula(poisson_formula)
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
 
     @property

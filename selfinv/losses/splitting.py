@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
 from selfinv import _random
-from selfinv.losses.base import Loss, LossContext, LossInfo, Model, real_dofs
+from selfinv._checks import check_one_of
+from selfinv.losses.base import Estimator, Loss, LossContext, LossInfo, Model, real_dofs
 from selfinv.losses.consistency import make_consistency
 from selfinv.physics.base import LinearOperator
 
@@ -185,16 +185,12 @@ class Splitting(Loss):
         super().__init__()
         if not 0 < split_ratio < 1:
             raise ValueError(f"Splitting: split_ratio must be in (0, 1), got {split_ratio}")
-        if split not in SPLITS:
-            raise ValueError(f"Splitting: split must be one of {', '.join(SPLITS)}, got {split!r}")
-        if structure not in STRUCTURES:
-            raise ValueError(f"Splitting: structure must be one of {', '.join(STRUCTURES)}, got {structure!r}")
-        if consistency not in ("none", "mc", "sure", "r2r"):
-            raise ValueError(f"Splitting: consistency must be one of none, mc, sure, r2r, got {consistency!r}")
+        check_one_of(split, SPLITS, "split", "Splitting")
+        check_one_of(structure, STRUCTURES, "structure", "Splitting")
+        check_one_of(consistency, ("none", "mc", "sure", "r2r"), "consistency", "Splitting")
         if not 0 < alpha < 1:
             raise ValueError(f"Splitting: alpha must be in (0, 1), got {alpha}")
-        if mode not in MODES:
-            raise ValueError(f"Splitting: mode must be one of {', '.join(MODES)}, got {mode!r}")
+        check_one_of(mode, MODES, "mode", "Splitting")
         if n_samples < 1:
             raise ValueError(f"Splitting: n_samples must be >= 1, got {n_samples}")
         self.split_ratio, self.split, self.gaussian_std = float(split_ratio), split, float(gaussian_std)
@@ -205,14 +201,13 @@ class Splitting(Loss):
         self.info = LossInfo(
             train_evals=2 if consistency == "sure" else 1,
             test_evals=1 if mode == "full" else ">1",
-            single_y=True,
+            uses_x_hat=False,  # its network input is S y, not y
             mmse_optimal=True,
             unknown_separable_noise=consistency == "none",  # MC on the input entries fits their noise; SURE/R2R need it
-            unknown_coloured_noise=False,
             noise_models=self.consistency.info.noise_models if self.consistency is not None else None,
             general_operator=True,
+            needs_operator_family=True,  # the held-out entries see the nullspace only as the operators vary
             reference="Yaman et al., MRM 2020 (SSDU); Daras et al. 2024",
-            uses_x_hat=False,
         )
 
     def _check(self, physics):
@@ -252,18 +247,15 @@ class Splitting(Loss):
             loss = loss + (self.consistency._estimate(sub_ctx) * real_dofs(y_in)).sum() / n_input
         return loss
 
-    def test_model(self, model: Model, mode: str | None = None, n_samples: int | None = None,
-                   generator: torch.Generator | None = None) -> Model:
+    def test_model(self, model: Model, mode: str | None = None, n_samples: int | None = None) -> Model:
         """``"full"``: the model itself; ``"average"``: :class:`SplitAverage` over K fresh splits."""
-        mode = mode or self.mode
-        if mode not in MODES:
-            raise ValueError(f"Splitting: mode must be one of {', '.join(MODES)}, got {mode!r}")
+        mode = check_one_of(mode or self.mode, MODES, "mode", "Splitting")
         if mode == "full":
             return model
-        return SplitAverage(model, self, n_samples or self.n_samples, generator)
+        return SplitAverage(model, self, n_samples or self.n_samples)
 
 
-class SplitAverage(nn.Module):
+class SplitAverage(Estimator):
     r"""The tutorial's test-time splitting estimator: each entry averaged over the splits that held it out.
 
     With K fresh splits :math:`S_k` (held-out masks :math:`m_k = \text{acquired} \odot (1 - s_k)`) and
@@ -284,18 +276,21 @@ class SplitAverage(nn.Module):
     :math:`A = I` and pixel masks (inpainting) :math:`\hat x` is exactly the tutorial's per-entry
     average (:math:`\bar x` on the fallback pixels); for Cartesian MRI it replaces the held-out k-space
     entries of :math:`\bar x` by their average, keeping :math:`\bar x` in the nullspace. K network
-    evaluations (one per split, each on the whole batch) and one :math:`A^\dagger`.
+    evaluations (one per split, each on the whole batch) and one :math:`A^\dagger`. Called as
+    ``estimator(y, physics, generator=None)``; the K splits are drawn from ``generator``.
     """
 
-    def __init__(self, model: Model, loss: Splitting, n_samples: int, generator: torch.Generator | None) -> None:
+    def __init__(self, model: Model, loss: Splitting, n_samples: int) -> None:
         super().__init__()
-        self.model, self.loss, self.n_samples, self.generator = model, loss, n_samples, generator
+        self.model, self.loss, self.n_samples = model, loss, n_samples
 
-    def forward(self, y: torch.Tensor, physics: LinearOperator) -> torch.Tensor:
+    def forward(
+        self, y: torch.Tensor, physics: LinearOperator, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         acquired = physics.acquired(y).expand(y.shape)
         total = held_sum = count = None
         for _ in range(self.n_samples):  # K draws, each vectorised over the batch
-            s = self.loss.masks(y, physics, self.generator)
+            s = self.loss.masks(y, physics, generator)
             out = self.model(s * y, physics.subsample(s))
             held = acquired.to(s.dtype) * (1 - s)
             pred = held * physics.A(out)

@@ -21,16 +21,9 @@ class Supervised(Loss):
     """
 
     info = LossInfo(
-        train_evals=1,
-        test_evals=1,
-        single_y=True,
-        mmse_optimal=True,
-        unknown_separable_noise=True,
-        unknown_coloured_noise=True,
-        noise_models=None,
-        general_operator=True,
+        train_evals=1, mmse_optimal=True, needs_ground_truth=True,
+        unknown_separable_noise=True, unknown_coloured_noise=True, general_operator=True,  # it reads x, not the noise
         reference="supervised learning (the reference)",
-        needs_ground_truth=True,
     )
 
     def _loss(self, ctx):
@@ -61,13 +54,8 @@ class MC(Loss):
 
     info = LossInfo(
         train_evals=1,
-        test_evals=1,
-        single_y=True,
-        mmse_optimal=False,
-        unknown_separable_noise=False,
-        unknown_coloured_noise=False,
-        noise_models=None,
-        general_operator=True,
+        general_operator=True, risk="measurement",  # E‖A(f(y) − x)‖²: blind to the nullspace of A
+        noise_caveat="collapses to f(y) = y on noisy data (kept as a reference)",
         reference="measurement consistency (tutorial part 2)",
     )
 

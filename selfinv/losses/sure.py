@@ -21,6 +21,7 @@ import torch
 
 from selfinv.losses.base import Loss, LossContext, LossInfo, noise_of, noise_param, per_sample_sq, real_dofs
 from selfinv.losses.divergence import check_method, divergence, second_divergence
+from selfinv.losses.divergence_base import check_n_probes
 from selfinv.noise import Gaussian, Poisson, PoissonGaussian
 from selfinv.physics.base import LinearOperator
 
@@ -156,16 +157,11 @@ class SURE(Loss):
     """
 
     info = LossInfo(
-        train_evals=2,
-        test_evals=1,
-        single_y=True,
-        mmse_optimal=True,
-        unknown_separable_noise=False,
-        unknown_coloured_noise=False,
-        noise_models=(Gaussian, Poisson, PoissonGaussian),
+        train_evals=2, mmse_optimal=True, noise_models=(Gaussian, Poisson, PoissonGaussian),
         general_operator=True,
         reference="Stein 1981; Ramani, Blu & Unser 2008 (MC divergence); Hudson 1978 / Luisier et al. 2011 (PURE); "
         "Le Montagner, Angelini & Olivo-Marin 2014 (PG-URE)",
+        risk="measurement",  # E‖A(f(y) − x)‖²: blind to the nullspace of A
     )
 
     def __init__(
@@ -183,10 +179,8 @@ class SURE(Loss):
         for name, value in (("tau_rel", tau_rel), ("tau2_rel", tau2_rel)):
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
                 raise ValueError(f"SURE: {name} must be a positive number, got {value}")
-        if isinstance(n_probes, bool) or not isinstance(n_probes, int) or n_probes < 1:
-            raise ValueError(f"SURE: n_probes must be a positive integer, got {n_probes}")
         self.tau, self.tau_rel, self.tau2, self.tau2_rel = tau, float(tau_rel), tau2, float(tau2_rel)
-        self.n_probes = n_probes
+        self.n_probes = check_n_probes(n_probes, "SURE")
         self.second_order = bool(second_order)
         if n_probes != 1:  # one evaluation of f(y) plus one per probe (PG-URE's second-order term: two per probe)
             self.info = dataclasses.replace(type(self).info, train_evals=1 + n_probes)

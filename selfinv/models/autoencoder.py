@@ -8,6 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from selfinv._checks import check_ints
+from selfinv.models.unet import check_images
+
 __all__ = ["Autoencoder"]
 
 
@@ -52,15 +55,8 @@ class Autoencoder(nn.Module):
     ) -> None:
         super().__init__()
         out_channels = in_channels if out_channels is None else out_channels
-        for name, v, lo in (
-            ("in_channels", in_channels, 1),
-            ("bottleneck", bottleneck, 1),
-            ("width", width, 1),
-            ("depth", depth, 1),
-            ("out_channels", out_channels, 1),
-        ):
-            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
-                raise ValueError(f"Autoencoder: {name} must be an integer >= {lo}, got {v!r}")
+        check_ints("Autoencoder", in_channels=in_channels, bottleneck=bottleneck, width=width, depth=depth,
+                   out_channels=out_channels)
         self.in_channels, self.out_channels, self.bottleneck, self.depth = in_channels, out_channels, bottleneck, depth
         self.stride = 2**depth
 
@@ -86,9 +82,7 @@ class Autoencoder(nn.Module):
         return self.bottleneck * math.ceil(height / self.stride) * math.ceil(width / self.stride)
 
     def _pad(self, y: torch.Tensor) -> torch.Tensor:
-        if not isinstance(y, torch.Tensor) or y.ndim != 4 or y.shape[1] != self.in_channels:
-            got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-            raise ValueError(f"Autoencoder: expects y of shape (B, {self.in_channels}, H, W), got {got}")
+        check_images(y, self.in_channels, "Autoencoder")
         H, W = y.shape[-2:]
         return F.pad(y, (0, -W % self.stride, 0, -H % self.stride), mode="replicate")
 

@@ -22,6 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from selfinv._checks import check_int, check_ints
+from selfinv.models.unet import check_images
+
 __all__ = ["BlindSpotNet"]
 
 
@@ -84,14 +87,8 @@ class BlindSpotNet(nn.Module):
     ) -> None:
         super().__init__()
         out_channels = in_channels if out_channels is None else out_channels
-        for name, v, lo in (
-            ("in_channels", in_channels, 1),
-            ("out_channels", out_channels, 1),
-            ("width", width, 1),
-            ("depth", depth, 0),
-        ):
-            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
-                raise ValueError(f"BlindSpotNet: {name} must be an integer >= {lo}, got {v!r}")
+        check_ints("BlindSpotNet", in_channels=in_channels, out_channels=out_channels, width=width)
+        check_int(depth, "depth", "BlindSpotNet", low=0)
         if not isinstance(kernel_size, int) or kernel_size < 3 or kernel_size % 2 == 0:
             raise ValueError(f"BlindSpotNet: kernel_size must be an odd integer >= 3, got {kernel_size!r}")
         self.in_channels, self.out_channels, self.depth = in_channels, out_channels, depth
@@ -124,9 +121,7 @@ class BlindSpotNet(nn.Module):
         return _shift_down(h)
 
     def _raw(self, y: torch.Tensor) -> torch.Tensor:
-        if not isinstance(y, torch.Tensor) or y.ndim != 4 or y.shape[1] != self.in_channels:
-            got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-            raise ValueError(f"BlindSpotNet: expects y of shape (B, {self.in_channels}, H, W), got {got}")
+        check_images(y, self.in_channels, "BlindSpotNet")
         H, W = y.shape[-2:]
         s = 2**self.depth
         x = F.pad(y, (0, -W % s, 0, -H % s))  # zeros: constants, never a copy of a pixel
@@ -145,8 +140,16 @@ class BlindSpotNet(nn.Module):
         mu, v = self._raw(y).split(self.out_channels, dim=1)
         return mu, F.softplus(v) + self.min_variance
 
-    def forward(self, y: torch.Tensor, physics=None) -> torch.Tensor:
-        """The blind-spot estimate (the prior mean μ); ``physics`` is accepted for the model signature and ignored."""
+    def forward(
+        self, y: torch.Tensor, physics=None, with_variance: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The blind-spot estimate (the prior mean μ); ``physics`` is accepted for the model signature and ignored.
+
+        ``with_variance=True`` returns :meth:`mean_and_variance` instead: the call the blind-spot loss makes
+        through a ``DistributedDataParallel`` wrapper, which only forwards ``forward``.
+        """
+        if with_variance:
+            return self.mean_and_variance(y, physics)
         out = self._raw(y)
         return out[:, : self.out_channels] if self.predict_variance else out
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from selfinv.models.unet import check_int, from_real_output, norm_layer, to_real_input
+from selfinv._checks import check_int, check_ints
+from selfinv.models.unet import from_real_output, norm_layer, to_real_input
 
 __all__ = ["DnCNN"]
 
@@ -55,9 +56,8 @@ class DnCNN(nn.Module):
         batch_norm: bool = True,
     ) -> None:
         super().__init__()
-        check_int("DnCNN", in_channels=in_channels, out_channels=out_channels, width=width)
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 2:
-            raise ValueError(f"DnCNN: depth must be an integer >= 2, got {depth!r}")
+        check_ints("DnCNN", in_channels=in_channels, out_channels=out_channels, width=width)
+        check_int(depth, "depth", "DnCNN", low=2)
         self.in_channels, self.out_channels, self.depth = in_channels, out_channels, depth
         self.residual = bool(residual) and in_channels == out_channels
         self.bias, bn = bool(bias), bool(batch_norm)

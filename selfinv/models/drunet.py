@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from selfinv._checks import check_int
 from selfinv.models.unet import crop, from_real_output, pad_to_multiple, to_real_input
 
 __all__ = ["DRUNet", "noise_sigma"]
@@ -90,8 +91,7 @@ class DRUNet(nn.Module):
                 raise ValueError(f"DRUNet: {name} must be integers >= 1, got {v!r}")
         if not widths:
             raise ValueError("DRUNet: widths must not be empty")
-        if isinstance(n_blocks, bool) or not isinstance(n_blocks, int) or n_blocks < 0:
-            raise ValueError(f"DRUNet: n_blocks must be an integer >= 0, got {n_blocks!r}")
+        check_int(n_blocks, "n_blocks", "DRUNet", low=0)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.widths, self.n_blocks, self.noise_level_map = widths, n_blocks, bool(noise_level_map)
 

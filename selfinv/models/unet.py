@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from selfinv._checks import check_either, check_int, check_ints, check_one_of
 from selfinv.physics.mri import channels_to_complex, complex_to_channels
 
 __all__ = ["BiasFreeBatchNorm2d", "UNet", "crop", "pad_to_multiple"]
@@ -97,11 +98,11 @@ def norm_layer(channels: int, bias: bool) -> nn.Module:
     return nn.BatchNorm2d(channels) if bias else BiasFreeBatchNorm2d(channels)
 
 
-def check_int(owner: str, **values: int) -> None:
-    """Raise ValueError unless every value is an int >= 1."""
-    for name, v in values.items():
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{owner}: {name} must be an integer >= 1, got {v!r}")
+def check_images(y: torch.Tensor, channels: int, owner: str) -> None:
+    """Raise ValueError unless y is a real or complex batch of images (B, ``channels``, H, W)."""
+    if not isinstance(y, torch.Tensor) or y.ndim != 4 or y.shape[1] != channels:
+        got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+        raise ValueError(f"{owner}: expects y of shape (B, {channels}, H, W), got {got}")
 
 
 def to_real_input(x: torch.Tensor, in_channels: int, owner: str) -> tuple[torch.Tensor, bool]:
@@ -184,15 +185,11 @@ class UNet(nn.Module):
         padding: str = "reflect",
     ) -> None:
         super().__init__()
-        check_int("UNet", in_channels=in_channels, out_channels=out_channels, width=width)
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
-            raise ValueError(f"UNet: depth must be an integer >= 0, got {depth!r}")
-        if down not in ("maxpool", "conv"):
-            raise ValueError(f"UNet: down must be 'maxpool' or 'conv', got {down!r}")
-        if up not in ("transpose", "bilinear"):
-            raise ValueError(f"UNet: up must be 'transpose' or 'bilinear', got {up!r}")
-        if padding not in _PAD_MODES:
-            raise ValueError(f"UNet: padding must be one of {', '.join(_PAD_MODES)}, got {padding!r}")
+        check_ints("UNet", in_channels=in_channels, out_channels=out_channels, width=width)
+        check_int(depth, "depth", "UNet", low=0)
+        check_either(down, ("maxpool", "conv"), "down", "UNet")
+        check_either(up, ("transpose", "bilinear"), "up", "UNet")
+        check_one_of(padding, _PAD_MODES, "padding", "UNet")
         self.in_channels, self.out_channels, self.depth = in_channels, out_channels, depth
         self.residual = bool(residual) and in_channels == out_channels
         self.padding = padding

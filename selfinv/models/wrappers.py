@@ -25,6 +25,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from selfinv._batched import dot
+from selfinv._checks import check_either, check_ints
 from selfinv.physics.base import LinearOperator
 from selfinv.physics.mri import channels_to_complex, complex_to_channels
 
@@ -35,11 +37,6 @@ _INITS = ("adjoint", "pinv")
 
 
 # ---------------------------------------------------------------------- helpers
-def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-sample real inner product Re<a, b>, shape (B,)."""
-    return (a.conj() * b).real.flatten(1).sum(1) if a.is_complex() else (a * b).flatten(1).sum(1)
-
-
 def _per_sample(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """A (B,) real tensor shaped to broadcast against like (B, ...), in like's real dtype."""
     real = like.real.dtype if like.is_complex() else like.dtype
@@ -71,19 +68,19 @@ def conjugate_gradient(
     x = torch.zeros_like(b) if x is None else x
     r = b - apply(x)
     p = r
-    rs = _dot(r, r)
-    stop = (tol**2) * _dot(b, b).clamp_min(torch.finfo(rs.dtype).tiny)
+    rs = dot(r, r)
+    stop = (tol**2) * dot(b, b).clamp_min(torch.finfo(rs.dtype).tiny)
     for _ in range(n_iter):
         active = rs > stop
         if not bool(active.any()):
             break
         Ap = apply(p)
-        pAp = _dot(p, Ap)
+        pAp = dot(p, Ap)
         ok = active & (pAp > 0)
         alpha = torch.where(ok, rs / torch.where(ok, pAp, torch.ones_like(pAp)), torch.zeros_like(rs))
         x = x + _per_sample(alpha, x) * p
         r = r - _per_sample(alpha, r) * Ap
-        rs_new = _dot(r, r)
+        rs_new = dot(r, r)
         pos = active & (rs > 0)
         beta = torch.where(pos, rs_new / torch.where(pos, rs, torch.ones_like(rs)), torch.zeros_like(rs))
         p = r + _per_sample(beta, p) * p
@@ -112,9 +109,9 @@ def estimate_lipschitz(physics: LinearOperator, like: torch.Tensor, n_iter: int 
     v = torch.randn((1, *like.shape[1:]), generator=g, dtype=like.dtype).to(like.device).expand_as(like).contiguous()
     lam = torch.ones(like.shape[0], dtype=like.real.dtype if like.is_complex() else like.dtype, device=like.device)
     for _ in range(n_iter):
-        v = v / _per_sample(_dot(v, v).sqrt().clamp_min(torch.finfo(lam.dtype).tiny), v)
+        v = v / _per_sample(dot(v, v).sqrt().clamp_min(torch.finfo(lam.dtype).tiny), v)
         w = physics.normal(v)
-        lam = _dot(v, w)
+        lam = dot(v, w)
         v = w
     return torch.where(lam > 0, lam, torch.ones_like(lam))
 
@@ -301,15 +298,8 @@ class Unrolled(nn.Module):
         power_iterations: int = 20,
     ) -> None:
         super().__init__()
-        for name, v in (
-            ("iterations", iterations),
-            ("cg_iterations", cg_iterations),
-            ("power_iterations", power_iterations),
-        ):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"Unrolled: {name} must be an integer >= 1, got {v!r}")
-        if mode not in ("pgd", "modl"):
-            raise ValueError(f"Unrolled: mode must be 'pgd' or 'modl', got {mode!r}")
+        check_ints("Unrolled", iterations=iterations, cg_iterations=cg_iterations, power_iterations=power_iterations)
+        check_either(mode, ("pgd", "modl"), "mode", "Unrolled")
         for name, v in (("step", step), ("lam", lam), ("cg_tol", cg_tol)):
             if isinstance(v, bool) or not isinstance(v, numbers.Real) or not (math.isfinite(v) and v > 0):
                 raise ValueError(f"Unrolled: {name} must be a finite number > 0, got {v!r}")

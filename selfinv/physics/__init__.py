@@ -1,15 +1,15 @@
 """Forward operators (each one a physics object: linear operator + noise model) and their samplers."""
 
-from selfinv.physics.base import Adjoint, Compose, LinearOperator, Scaled, Sum, cg_dagger
-from selfinv.physics.blur import Blur, BlurKernelSampler, box_kernel, gaussian_kernel, motion_kernel
+from selfinv.physics.base import Adjoint, Compose, LinearOperator, MeasurementMask, Scaled, Sum
+from selfinv.physics.blur import KERNELS, Blur, BlurKernelSampler, box_kernel, gaussian_kernel, motion_kernel
 from selfinv.physics.compressed_sensing import CompressedSensing, dct, idct
 from selfinv.physics.demosaicing import Demosaicing
 from selfinv.physics.denoising import Denoising
 from selfinv.physics.inpainting import Inpainting
-from selfinv.physics.masked import MeasurementMask
 from selfinv.physics.matrix import Matrix
 from selfinv.physics.mri import MRI, channels_to_complex, complex_to_channels, fft2c, ifft2c
 from selfinv.physics.samplers import BernoulliMaskSampler, BlockMaskSampler, MRIMaskSampler
+from selfinv.physics.solvers import cg_dagger
 from selfinv.physics.tomography import Tomography
 
 #: every operator by config name (the CLI and the contract tests read this)
@@ -34,6 +34,7 @@ SAMPLERS = {
 }
 
 __all__ = [
+    "KERNELS",
     "MRI",
     "OPERATORS",
     "SAMPLERS",

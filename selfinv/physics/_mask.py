@@ -1,4 +1,4 @@
-"""Validation shared by operators that multiply by a (B|1, C|1, H, W) mask."""
+"""Validation shared by operators that multiply by a mask: (B|1, C|1, H, W) image masks, and measurement masks."""
 
 from __future__ import annotations
 
@@ -35,6 +35,18 @@ def check_against_mask(t: torch.Tensor, mask: torch.Tensor, name: str, owner: st
         )
     if mask.shape[1] not in (1, t.shape[1]):
         raise ValueError(f"{owner}: mask has {mask.shape[1]} channels but {name} has {t.shape[1]}")
+
+
+def as_measurement_mask(mask: torch.Tensor) -> torch.Tensor:
+    """Check the mask of a :class:`~selfinv.physics.MeasurementMask` ((B|1, ...), real, finite, non-negative)."""
+    if not isinstance(mask, torch.Tensor) or mask.ndim < 1 or mask.is_complex():
+        raise ValueError("MeasurementMask: mask must be a real tensor of shape (B|1, ...)")
+    mask = mask.detach()
+    if not mask.is_floating_point():
+        mask = mask.to(torch.float32)
+    if not bool(torch.isfinite(mask).all()) or bool((mask < 0).any()):
+        raise ValueError("MeasurementMask: mask must be finite and non-negative")
+    return mask
 
 
 def mask_pinv(mask: torch.Tensor) -> torch.Tensor:

@@ -5,12 +5,20 @@ optionally, a noise model. ``physics(x, generator=None)`` returns a noisy measur
 :math:`y = \mathcal{N}(Ax)`; ``A``, ``A_adjoint``, ``A_dagger`` and ``normal`` give the linear algebra.
 
 Operators form an algebra in the style of sigpy's ``Linop``: ``op.H`` is an operator (the adjoint),
-``A @ B`` composes (``(A @ B).H == B.H @ A.H``), ``A + B`` adds and ``c * A`` scales. Public methods
-validate shapes and dtypes and raise errors that name the operator; subclasses implement the small
-private hooks ``_A``, ``_A_adjoint`` and optionally ``_A_dagger``, ``_normal``, ``_check_x``,
-``_check_y``, ``_restrict`` and ``_groups`` (which measurement entries are acquired together).
+``A @ B`` composes (``(A @ B).H == B.H @ A.H``), ``A + B`` adds, ``c * A`` scales and ``op.subsample(s)``
+is :math:`S A` with the diagonal :class:`MeasurementMask` :math:`S`, defined here with the algebra that
+builds it. Public methods validate shapes and dtypes and raise errors that name the operator; subclasses
+implement the small private hooks ``_A``, ``_A_adjoint`` and optionally ``_A_dagger`` (by default
+:func:`~selfinv.physics.solvers.cg_dagger`), ``_normal``, ``_check_x``, ``_check_y``, ``_restrict`` and
+``_groups`` (which measurement entries are acquired together).
 Parameters (masks, kernels, angles) are constructor arguments and are never changed by ``A`` or
 ``forward``.
+
+An operator also states the facts that code outside reads instead of testing its type: ``x_shape`` (the
+input shape it fixes, for :mod:`selfinv.theory`), ``crop_alignment`` (whether and how its measurements can be
+cut into patches and tiles) and ``no_learning(y)`` (its reconstruction without a network, the baseline of
+validation and evaluation). A new operator is its module, one line in :data:`selfinv.physics.OPERATORS` and
+one case in the contract tests.
 
 Example:
     >>> import torch
@@ -29,12 +37,15 @@ Example:
 from __future__ import annotations
 
 import copy
+import math
 import numbers
 
 import torch
 
 from selfinv._batched import PerSample
 from selfinv.noise import NoiseModel
+from selfinv.physics._mask import as_measurement_mask, mask_pinv
+from selfinv.physics.solvers import cg_dagger
 
 
 class LinearOperator(PerSample):
@@ -49,6 +60,11 @@ class LinearOperator(PerSample):
     is_complex: bool | None = False
     #: True when ``A_dagger`` is an exact pseudo-inverse (A A† A = A holds to rounding)
     exact_dagger: bool = False
+    #: for operators acting pixel by pixel on the image grid (denoising, inpainting, masks, demosaicing): the
+    #: corner alignment under which a crop of y is the measurement of the same crop of x (1; 2 for a 2 × 2
+    #: colour-filter pattern). Training patches, held-out bands and tiled reconstruction cut measurements only
+    #: for such operators; None for the others (MRI, CT, blur, compressed sensing), measured and reconstructed whole
+    crop_alignment: int | None = None
 
     def __init__(self, noise: NoiseModel | None = None) -> None:
         super().__init__()
@@ -81,6 +97,19 @@ class LinearOperator(PerSample):
         """Apply the normal operator :math:`A^H A x`."""
         self._validate(x, "x", self._check_x)
         return self._normal(x)
+
+    @property
+    def x_shape(self) -> tuple[int, ...] | None:
+        """The per-sample input shape, e.g. (C, H, W), when the operator fixes it (from its mask, its image size or
+        its matrix); None when it accepts inputs of any size (denoising, blur, demosaicing). Where an image has
+        any number of channels (tomography), the shape with one channel."""
+        return None
+
+    def no_learning(self, y: torch.Tensor) -> torch.Tensor:
+        """The reconstruction without a network, the baseline that validation and evaluation report next to the
+        trained one: :math:`A^\\dagger y` unless the operator knows better (y itself for denoising and deblurring,
+        filtered back-projection for tomography)."""
+        return self.A_dagger(y)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Simulate a measurement :math:`y = \\mathcal{N}(A x)` (noiseless when ``noise`` is None)."""
@@ -141,8 +170,6 @@ class LinearOperator(PerSample):
         pseudo-inverses); others compose a :class:`~selfinv.physics.MeasurementMask` on the left. The
         noise model is kept, so ``S A`` describes the noise of ``S y``.
         """
-        from selfinv.physics.masked import MeasurementMask
-
         return MeasurementMask(mask, noise=self.noise) @ self.with_noise(None)
 
     # ------------------------------------------------------------------ algebra
@@ -225,7 +252,8 @@ class LinearOperator(PerSample):
 
 # ---------------------------------------------------------------------- the algebra
 class Adjoint(LinearOperator):
-    """The adjoint :math:`A^H` of an operator, as an operator (noiseless)."""
+    """The adjoint :math:`A^H` of an operator, as an operator (noiseless). Its ``x_shape`` is None: its input is a
+    measurement of the operator, whose shape the operator does not state."""
 
     def __init__(self, op: LinearOperator) -> None:
         super().__init__(noise=None)
@@ -247,6 +275,10 @@ class Adjoint(LinearOperator):
     @property
     def H(self) -> LinearOperator:
         return self.op
+
+    @property
+    def crop_alignment(self) -> int | None:
+        return self.op.crop_alignment
 
 
 class Compose(LinearOperator):
@@ -285,8 +317,6 @@ class Compose(LinearOperator):
     def _groups(self, y):
         # y is the leftmost factor's output; a MeasurementMask (S A from ``subsample``) keeps the layout
         # of its input, so the structure is that of the first factor that is not one
-        from selfinv.physics.masked import MeasurementMask
-
         for op in self.ops:
             if not isinstance(op, MeasurementMask):
                 return op._groups(y)
@@ -297,11 +327,24 @@ class Compose(LinearOperator):
         return Compose([op.H for op in reversed(self.ops)])
 
     @property
+    def crop_alignment(self) -> int | None:
+        return _common_alignment(self.ops)
+
+    @property
+    def x_shape(self) -> tuple[int, ...] | None:
+        return _first_shape(reversed(self.ops))  # the rightmost factor acts first
+
+    def no_learning(self, y):
+        try:
+            fbp = self.fbp
+        except AttributeError:
+            return self.A_dagger(y)
+        return fbp(y)
+
+    @property
     def fbp(self):
         r""":math:`S A` with a filtered back-projection for A (a subsampled sinogram, ``Tomography.subsample``):
         the FBP of the zero-filled measurements, :math:`\mathrm{FBP}_A(S^H y)`. Absent otherwise."""
-        from selfinv.physics.masked import MeasurementMask
-
         inner = self.ops[-1]
         if len(self.ops) == 2 and isinstance(self.ops[0], MeasurementMask) and callable(getattr(inner, "fbp", None)):
             return lambda y: inner.fbp(self.ops[0].A_adjoint(y))
@@ -325,6 +368,14 @@ class Sum(LinearOperator):
     @property
     def H(self) -> LinearOperator:
         return Sum([op.H for op in self.ops])
+
+    @property
+    def crop_alignment(self) -> int | None:
+        return _common_alignment(self.ops)
+
+    @property
+    def x_shape(self) -> tuple[int, ...] | None:
+        return _first_shape(reversed(self.ops))
 
 
 class Scaled(LinearOperator):
@@ -360,41 +411,85 @@ class Scaled(LinearOperator):
     def _groups(self, y):
         return self.op._groups(y)
 
+    @property
+    def crop_alignment(self) -> int | None:
+        return self.op.crop_alignment
 
-# ---------------------------------------------------------------------- solvers
-def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-sample real inner product Re<a, b> (shape (B,))."""
-    return (a.conj() * b).real.flatten(1).sum(1) if a.is_complex() else (a * b).flatten(1).sum(1)
-
-
-def _bcast(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return v.reshape(-1, *([1] * (like.ndim - 1)))
+    @property
+    def x_shape(self) -> tuple[int, ...] | None:
+        return self.op.x_shape
 
 
-def cg_dagger(op: LinearOperator, y: torch.Tensor, tol: float = 1e-6, max_iter: int = 200) -> torch.Tensor:
-    r"""Minimum-norm least-squares solution of :math:`\min_x \|Ax - y\|` for every sample of a batch.
+def _common_alignment(ops) -> int | None:
+    """The crop alignment of a composition or sum: the least common multiple of its parts', None if one has none."""
+    parts = [op.crop_alignment for op in ops]
+    return None if any(p is None for p in parts) else math.lcm(*parts)
 
-    Conjugate gradient on :math:`A^H A x = A^H y` from :math:`x_0 = 0`: the iterates stay in the range
-    of :math:`A^H`, so the limit is :math:`A^\dagger y`. The batch is solved at once with per-sample
-    step sizes; a sample stops updating once its residual is below ``tol`` times :math:`\|A^H y\|`.
+
+def _first_shape(ops) -> tuple[int, ...] | None:
+    return next((op.x_shape for op in ops if op.x_shape is not None), None)
+
+
+# ---------------------------------------------------------------------- the measurement mask S
+class MeasurementMask(LinearOperator):
+    r""":math:`S = \operatorname{diag}(s)` acting on tensors of any shape (B, ...), s broadcastable to them.
+
+    Used to subsample the measurements of an arbitrary operator, :math:`S A` (measurement splitting,
+    SSDU). Unlike :class:`~selfinv.physics.Inpainting` it does not assume an image layout. It accepts
+    real and complex data, and the pseudo-inverse is closed form (:math:`s^+ = 1/s` where s ≠ 0). In
+    :math:`S A` it keeps the layout of A's measurements, so the composition reports A's
+    :meth:`measurement_groups` (alone, one group per entry).
+
+    Args:
+        mask: (B|1, ...) non-negative, broadcastable to the data.
+        noise: noise model, or ``None``.
+
+    Example:
+        >>> import torch
+        >>> from selfinv.physics import MeasurementMask
+        >>> MeasurementMask(torch.tensor([[1.0, 0.0, 1.0]])).A(torch.ones(2, 3))
+        tensor([[1., 0., 1.],
+                [1., 0., 1.]])
     """
-    b = op._A_adjoint(y)
-    x = torch.zeros_like(b)
-    r = b.clone()
-    p = r.clone()
-    rs = _dot(r, r)
-    stop = (tol**2) * rs.clamp_min(torch.finfo(rs.dtype).tiny)
-    for _ in range(max_iter):
-        active = rs > stop
-        if not bool(active.any()):
-            break
-        Ap = op._normal(p)
-        pAp = _dot(p, Ap)
-        alpha = torch.where(active & (pAp > 0), rs / torch.where(pAp > 0, pAp, torch.ones_like(pAp)), torch.zeros_like(rs))
-        x = x + _bcast(alpha, x).to(x.dtype) * p
-        r = r - _bcast(alpha, r).to(r.dtype) * Ap
-        rs_new = _dot(r, r)
-        beta = torch.where(active, rs_new / torch.where(rs > 0, rs, torch.ones_like(rs)), torch.zeros_like(rs))
-        p = r + _bcast(beta, p).to(p.dtype) * p
-        rs = torch.where(active, rs_new, rs)
-    return x
+
+    exact_dagger = True
+    is_complex = None
+    crop_alignment = 1
+    _per_sample = ("mask",)
+
+    def __init__(self, mask: torch.Tensor, noise: NoiseModel | None = None) -> None:
+        super().__init__(noise=noise)
+        self.register_buffer("mask", as_measurement_mask(mask))
+
+    @property
+    def x_shape(self) -> tuple[int, ...] | None:
+        """The per-sample shape of the mask (size-1 dimensions broadcast); None for a mask of one dimension."""
+        return tuple(int(s) for s in self.mask.shape[1:]) if self.mask.ndim >= 2 else None
+
+    def _m(self, like):
+        return self.mask.to(device=like.device, dtype=like.real.dtype if like.is_complex() else like.dtype)
+
+    def _A(self, x):
+        return self._m(x) * x
+
+    def _A_adjoint(self, y):
+        return self._m(y) * y
+
+    def _A_dagger(self, y, tol, max_iter):
+        return mask_pinv(self._m(y)) * y
+
+    def _normal(self, x):
+        return self._m(x) ** 2 * x
+
+    def _restrict(self, y):
+        return torch.where(self._m(y) > 0, y, torch.zeros_like(y))
+
+    def _check_x(self, x):
+        if x.ndim != self.mask.ndim:
+            raise self._shape_error("x", x, f"{self.mask.ndim} dimensions like the mask {tuple(self.mask.shape)}")
+        try:
+            torch.broadcast_shapes(self.mask.shape, x.shape)
+        except RuntimeError:
+            raise self._shape_error("x", x, f"a shape the mask {tuple(self.mask.shape)} broadcasts to") from None
+
+    _check_y = _check_x

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +24,7 @@ from selfinv._batched import as_param
 from selfinv.noise import NoiseModel
 from selfinv.physics.base import LinearOperator
 
-__all__ = ["Blur", "BlurKernelSampler", "box_kernel", "gaussian_kernel", "motion_kernel"]
+__all__ = ["KERNELS", "Blur", "BlurKernelSampler", "box_kernel", "gaussian_kernel", "motion_kernel"]
 
 
 # ---------------------------------------------------------------------- the operator
@@ -96,6 +96,10 @@ class Blur(LinearOperator):
             raise ValueError(f"Blur: rtol must be a finite number >= 0, got {rtol!r}")
         self.rtol = float(rtol)
         self.register_buffer("kernel", _as_kernel(kernel))
+
+    def no_learning(self, y: torch.Tensor) -> torch.Tensor:
+        """y itself: A†y amplifies the noise without bound on the frequencies the blur nearly kills."""
+        return y
 
     def _spectrum(self, like: torch.Tensor) -> torch.Tensor:
         """rfft2 of the kernel, zero-padded to like's (H, W) and centred at (0, 0): (B|1, C|1, H, W//2+1)."""
@@ -326,6 +330,10 @@ def motion_kernel(
     dist = torch.hypot(gx - t * ux, gy - t * uy)
     k = (1.0 - dist).clamp_min(0.0)
     return _finish(k, batch, dtype)
+
+
+#: fixed blur kernels by config name (``kernel: {kind: gaussian, sigma: 1.5}``)
+KERNELS: dict[str, Callable[..., torch.Tensor]] = {"gaussian": gaussian_kernel, "box": box_kernel, "motion": motion_kernel}
 
 
 # ---------------------------------------------------------------------- random family

@@ -182,6 +182,11 @@ class CompressedSensing(LinearOperator):
             self.register_buffer("signs", signs)
             self.register_buffer("indices", order[:m].sort().values)
 
+    @property
+    def x_shape(self) -> tuple[int, ...]:
+        """``img_shape``."""
+        return self.img_shape
+
     # ------------------------------------------------------------------ hooks
     def _buf(self, name: str, like: torch.Tensor) -> torch.Tensor:
         return getattr(self, name).to(device=like.device, dtype=like.dtype)

@@ -39,6 +39,7 @@ class Demosaicing(LinearOperator):
     """
 
     exact_dagger = True
+    crop_alignment = 2  # the 2 × 2 colour-filter pattern
 
     def __init__(self, pattern: str = "RGGB", noise: NoiseModel | None = None) -> None:
         super().__init__(noise=noise)

@@ -22,9 +22,14 @@ class Denoising(LinearOperator):
 
     exact_dagger = True
     is_complex = None  # real or complex data
+    crop_alignment = 1
 
     def __init__(self, noise: NoiseModel | None = None) -> None:
         super().__init__(noise=noise)
+
+    def no_learning(self, y: torch.Tensor) -> torch.Tensor:
+        """y itself: the noisy image."""
+        return y
 
     def _A(self, x: torch.Tensor) -> torch.Tensor:
         return x

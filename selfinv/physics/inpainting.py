@@ -32,11 +32,17 @@ class Inpainting(LinearOperator):
     """
 
     exact_dagger = True
+    crop_alignment = 1
     _per_sample = ("mask",)
 
     def __init__(self, mask: torch.Tensor, noise: NoiseModel | None = None) -> None:
         super().__init__(noise=noise)
         self.register_buffer("mask", as_mask(mask, "Inpainting"))
+
+    @property
+    def x_shape(self) -> tuple[int, ...]:
+        """(C, H, W) of the mask (C = 1 for a mask shared by the channels)."""
+        return tuple(int(s) for s in self.mask.shape[1:])
 
     def _m(self, like: torch.Tensor) -> torch.Tensor:
         return self.mask.to(device=like.device, dtype=like.dtype)

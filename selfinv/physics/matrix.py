@@ -66,6 +66,11 @@ class Matrix(LinearOperator):
         """(m, n)."""
         return tuple(self.matrix.shape[-2:])
 
+    @property
+    def x_shape(self) -> tuple[int, ...]:
+        """``in_shape``."""
+        return self.in_shape
+
     def _mv(self, mat: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         return (mat.to(device=v.device, dtype=v.dtype) @ v.unsqueeze(-1)).squeeze(-1)
 

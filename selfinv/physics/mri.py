@@ -76,6 +76,11 @@ class MRI(LinearOperator):
         super().__init__(noise=noise)
         self.register_buffer("mask", as_mask(mask, "MRI"))
 
+    @property
+    def x_shape(self) -> tuple[int, ...]:
+        """(C, H, W) of the mask (C = 1 for a mask shared by the channels)."""
+        return tuple(int(s) for s in self.mask.shape[1:])
+
     def _m(self, like: torch.Tensor) -> torch.Tensor:
         return self.mask.to(device=like.device, dtype=like.real.dtype)
 

@@ -1,4 +1,9 @@
-r"""Computed tomography: the 2-D parallel-beam Radon transform, in pure torch."""
+r"""Computed tomography: the 2-D parallel-beam Radon transform, in pure torch.
+
+The operator and its projector are here; the scan geometry it is built from (image size, angle sets and their
+mask, ray directions) is checked in :mod:`selfinv.physics._tomography_geometry`, and the filters of the
+filtered back-projection are in :mod:`selfinv.physics._fbp_filters`.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,13 @@ import math
 import numbers
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from selfinv.noise import NoiseModel
+from selfinv.physics._fbp_filters import FILTERS, fourier_filter
+from selfinv.physics._tomography_geometry import as_angle_mask, as_angles, as_size, directions
 from selfinv.physics.base import LinearOperator
-
-_FILTERS = ("ramp", "shepp-logan", "cosine", "hamming", "hann")
 
 
 class Tomography(LinearOperator):
@@ -103,16 +107,16 @@ class Tomography(LinearOperator):
         angle_mask: torch.Tensor | Sequence | None = None,
     ) -> None:
         super().__init__(noise=noise)
-        self.img_size = _as_size(img_size)
+        self.img_size = as_size(img_size)
         n = self.img_size
         if n_detectors is None:
             n_detectors = n
         if isinstance(n_detectors, bool) or not isinstance(n_detectors, numbers.Integral) or n_detectors < 1:
             raise ValueError(f"Tomography: n_detectors must be a positive int, got {n_detectors!r}")
         self.n_detectors = int(n_detectors)
-        angles = _as_angles(angles)
+        angles = as_angles(angles)
         self.register_buffer("angles", angles)
-        self.register_buffer("angle_mask", _as_angle_mask(angle_mask, angles))
+        self.register_buffer("angle_mask", as_angle_mask(angle_mask, angles))
         # half-length of the rays: far enough for the bilinear support of every pixel (radius (N/2+1)*sqrt 2)
         self._half_ray = math.ceil(math.sqrt(2.0) * (n / 2 + 1))
         # the sampling lattice before rotation, in the normalised units of grid_sample: offsets * 2/N
@@ -124,6 +128,11 @@ class Tomography(LinearOperator):
         self._centre = (2 * (n // 2) + 1) / n - 1
 
     # ------------------------------------------------------------------ geometry
+    @property
+    def x_shape(self) -> tuple[int, int, int]:
+        """(1, N, N): images of any number of channels are projected channel by channel."""
+        return (1, self.img_size, self.img_size)
+
     @property
     def _per_sample(self) -> tuple[str, ...]:  # type: ignore[override]
         # 1-D angles are one shared set (their length is not a batch size); 2-D ones are (1|B, n_angles)
@@ -167,7 +176,7 @@ class Tomography(LinearOperator):
         ``_chunk_elements`` of them, and on CPU at least one angle per thread (the transpose of
         ``grid_sample`` runs in parallel over its batch dimension, which holds the angles).
         """
-        e, e_perp = _directions(angles, like)  # (n_angles, 2)
+        e, e_perp = directions(angles, like)  # (n_angles, 2)
         s = self._s.to(device=like.device, dtype=like.dtype)[None, None, :, None]
         t = self._t.to(device=like.device, dtype=like.dtype)[None, :, None, None]
         k = max(1, self._chunk_elements // per_angle)
@@ -188,7 +197,7 @@ class Tomography(LinearOperator):
         with no copy of the images, and the transpose accumulates every sample's rays into its own
         image. ``per_angle`` is the number of elements the caller allocates per angle (whole batch).
         """
-        e, e_perp = _directions(self.angles, like)  # (B, n_angles, 2)
+        e, e_perp = directions(self.angles, like)  # (B, n_angles, 2)
         b = e.shape[0]
         s = self._s.to(device=like.device, dtype=like.dtype)[None, None, None, :, None]
         t = self._t.to(device=like.device, dtype=like.dtype)[None, :, None, None, None]
@@ -351,6 +360,10 @@ class Tomography(LinearOperator):
             )
 
     # ------------------------------------------------------------------ reconstruction
+    def no_learning(self, y: torch.Tensor) -> torch.Tensor:
+        """The filtered back-projection (ramp filter)."""
+        return self.fbp(y)
+
     def fbp(self, y: torch.Tensor, filter: str | None = "ramp") -> torch.Tensor:
         r"""Filtered back-projection: a fast approximate inverse, :math:`\frac{\pi}{2 n_\theta} A^H (h * y)`.
 
@@ -365,11 +378,11 @@ class Tomography(LinearOperator):
         :math:`\frac{\pi}{2 n_{\theta,b}}` (padded columns are ignored by :math:`A^H`).
         """
         self._validate(y, "y", self._check_y)
-        if filter is not None and filter not in _FILTERS:
-            raise ValueError(f"Tomography: unknown filter {filter!r}; expected one of {', '.join(_FILTERS)} or None")
+        if filter is not None and filter not in FILTERS:
+            raise ValueError(f"Tomography: unknown filter {filter!r}; expected one of {', '.join(FILTERS)} or None")
         if filter is not None:
             size = max(64, 2 ** math.ceil(math.log2(2 * self.n_detectors)))
-            h = _fourier_filter(size, filter).to(device=y.device, dtype=y.dtype)
+            h = fourier_filter(size, filter).to(device=y.device, dtype=y.dtype)
             spectrum = torch.fft.rfft(y, n=size, dim=-2) * h[:, None]
             y = torch.fft.irfft(spectrum, n=size, dim=-2)[..., : self.n_detectors, :]
         count = self.n_valid_angles
@@ -407,120 +420,3 @@ class _BackProject(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         return _Project.apply(grad, ctx.op), None
-
-
-def _as_size(img_size) -> int:
-    if isinstance(img_size, (tuple, list, torch.Size)):
-        if len(img_size) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in img_size):
-            raise ValueError(f"Tomography: img_size must be an int N or a pair (N, N), got {img_size!r}")
-        if img_size[0] != img_size[1]:
-            raise ValueError(f"Tomography: images must be square, got img_size {tuple(img_size)}")
-        img_size = img_size[0]
-    if isinstance(img_size, bool) or not isinstance(img_size, numbers.Integral) or img_size < 1:
-        raise ValueError(f"Tomography: img_size must be a positive int N or a pair (N, N), got {img_size!r}")
-    return int(img_size)
-
-
-def _directions(angles: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""The unit vectors :math:`e_\theta, e_\theta^\perp` (..., 2) of angles in degrees, in like's dtype and device."""
-    th = torch.deg2rad(angles.to(torch.float64))
-    cos, sin = th.cos(), th.sin()
-    e = torch.stack([cos, -sin], -1).to(device=like.device, dtype=like.dtype)
-    e_perp = torch.stack([sin, cos], -1).to(device=like.device, dtype=like.dtype)
-    return e, e_perp
-
-
-_ANGLES = "an int, a 1-D sequence (shared) or a (B, n_angles) tensor (one set per sample) of angles in degrees"
-
-
-def _as_angles(angles) -> torch.Tensor:
-    if isinstance(angles, bool):
-        raise ValueError(f"Tomography: angles must be {_ANGLES}, got a bool")
-    if isinstance(angles, numbers.Integral):
-        if angles < 1:
-            raise ValueError(f"Tomography: the number of angles must be positive, got {angles}")
-        return torch.arange(int(angles), dtype=torch.float64) * (180.0 / int(angles))
-    if isinstance(angles, torch.Tensor):
-        t = angles.detach()
-    else:
-        try:
-            arr = np.asarray(angles)
-        except (TypeError, ValueError):
-            arr = np.asarray(None)
-        if arr.dtype.kind not in "iuf":
-            raise ValueError(f"Tomography: angles must be {_ANGLES}, got {angles!r}")
-        t = torch.from_numpy(arr.astype(np.float64))  # float64 from the start: no float32 rounding of e.g. 133.7
-    if t.is_complex() or t.dtype == torch.bool or t.ndim not in (1, 2) or t.numel() == 0:
-        raise ValueError(
-            f"Tomography: angles must be {_ANGLES} (real, non-empty), got {t.dtype} of shape {tuple(t.shape)}"
-        )
-    t = t.to(device="cpu", dtype=torch.float64)
-    if not bool(torch.isfinite(t).all()):
-        raise ValueError(
-            "Tomography: angles must be finite (pad sets of different lengths with any finite value and mark "
-            "the padding False in angle_mask)"
-        )
-    return t
-
-
-def _as_angle_mask(mask, angles: torch.Tensor) -> torch.Tensor | None:
-    """A validity mask as bool (1|B, n_angles) fitting ``angles`` (1-D shared or (1|B, n_angles)), or None."""
-    if mask is None:
-        return None
-    n = angles.shape[-1]
-    expected = f"(n_angles,), (1, n_angles) or (B, n_angles) with n_angles = {n}"
-    if angles.ndim == 2 and angles.shape[0] != 1:
-        expected = f"(n_angles,), (1, n_angles) or (B, n_angles) = ({angles.shape[0]}, {n}) like angles"
-    if isinstance(mask, bool):
-        raise ValueError(f"Tomography: angle_mask must be a bool or 0/1 tensor of shape {expected}, got a bool")
-    if isinstance(mask, torch.Tensor):
-        m = mask.detach().cpu()
-    else:
-        try:
-            arr = np.asarray(mask)
-        except (TypeError, ValueError):
-            arr = np.asarray(None)
-        if arr.dtype.kind not in "biuf":
-            raise ValueError(f"Tomography: angle_mask must be a bool or 0/1 tensor of shape {expected}, got {mask!r}")
-        m = torch.from_numpy(arr)
-    if m.is_complex():
-        raise ValueError(f"Tomography: angle_mask must be bool or 0/1, got {m.dtype}")
-    shape = tuple(m.shape)
-    if m.ndim == 1:
-        m = m[None]
-    if m.ndim != 2 or m.shape[-1] != n or (angles.ndim == 2 and m.shape[0] not in (1, angles.shape[0])):
-        raise ValueError(f"Tomography: angle_mask has shape {shape}, expected {expected}")
-    if m.dtype != torch.bool:
-        if not bool(((m == 0) | (m == 1)).all()):
-            raise ValueError(
-                "Tomography: angle_mask must be bool or hold only 0 and 1 (NaN and other values are refused)"
-            )
-        m = m != 0
-    if not bool(m.any(-1).all()):
-        bad = (~m.any(-1)).nonzero().flatten().tolist()
-        raise ValueError(f"Tomography: angle_mask leaves no valid angle for sample(s) {bad}; every sample needs one")
-    return m
-
-
-def _fourier_filter(size: int, name: str) -> torch.Tensor:
-    """The (size // 2 + 1,) real frequency response of ``name`` for an rfft of length ``size`` (float64).
-
-    The ramp is the DFT of the band-limited spatial-domain ramp kernel (Kak & Slaney, eq. 61, ch. 3),
-    which avoids the DC offset of sampling :math:`|\\omega|` directly; as :func:`skimage.transform.iradon`.
-    """
-    k = torch.arange(size, dtype=torch.float64)
-    f = torch.zeros(size, dtype=torch.float64)
-    f[0] = 0.25
-    odd = torch.minimum(k, size - k)[1::2]  # |n| for the odd taps n = 1, 3, ..., -3, -1
-    f[1::2] = -1.0 / (math.pi * odd) ** 2
-    ramp = 2 * torch.fft.fft(f).real
-    if name == "shepp-logan":
-        omega = math.pi * torch.fft.fftfreq(size, dtype=torch.float64)[1:]
-        ramp[1:] = ramp[1:] * torch.sin(omega) / omega
-    elif name == "cosine":
-        ramp = ramp * torch.fft.fftshift(torch.sin(torch.linspace(0, math.pi, size + 1, dtype=torch.float64)[:-1]))
-    elif name == "hamming":
-        ramp = ramp * torch.fft.fftshift(torch.hamming_window(size, periodic=False, dtype=torch.float64))
-    elif name == "hann":
-        ramp = ramp * torch.fft.fftshift(torch.hann_window(size, periodic=False, dtype=torch.float64))
-    return ramp[: size // 2 + 1]

@@ -45,6 +45,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from selfinv._random import global_seed
 from selfinv.data.samples import collate
 from selfinv.losses.base import Loss
 from selfinv.training.callbacks import Callback, Checkpointer, CSVLogger, EarlyStopping, Progress, TensorBoardLogger
@@ -241,8 +242,17 @@ def fit(
     """
     config = config or FitConfig()
     device = pick_device(config.device)
+    # Layers that draw from PyTorch's global generator (dropout) cannot take a torch.Generator, so the global
+    # generator is seeded from config.seed for the run (their draws are reproducible from the seed) and
+    # restored after it (the caller's state is untouched). selfinv's own code never draws from it.
+    with global_seed(config.seed, device):
+        return _fit(model, loss, train_set, val_set, config, device, callbacks, resume, extra_state)
+
+
+def _fit(model, loss, train_set, val_set, config: FitConfig, device: torch.device, callbacks, resume,
+         extra_state) -> TrainState:
+    """The body of :func:`fit`, with PyTorch's global generator seeded."""
     dist = context(device)
-    torch.manual_seed(config.seed)  # for models that draw from the global RNG (dropout); our code never does
 
     # -- model, optimiser, schedule ------------------------------------------------------------
     model.to(device)

@@ -36,21 +36,21 @@ Example:
 from __future__ import annotations
 
 import torch
-from torch.utils.data import Dataset
 
 from selfinv.data._seeds import generator as seeded
 from selfinv.data.datasets import MeasurementDataset
 from selfinv.data.patches import crop_alignment
-from selfinv.data.physics_params import per_sample_buffers, per_sample_params, with_params
+from selfinv.data.physics_params import params_and_template, per_sample_buffers, shared_on_grid, with_params
 from selfinv.data.samples import Sample
-from selfinv.losses.base import per_sample_sq
+from selfinv.data.views import DatasetView
+from selfinv.losses.base import estimate, per_sample_sq
 from selfinv.losses.splitting import split_masks
 
 __all__ = ["HeldOutEntries", "holdout_band", "holdout_entries", "within_measurements"]
 
 
 # ---------------------------------------------------------------------- entries
-class HeldOutEntries(Dataset):
+class HeldOutEntries(DatasetView):
     """The validation view of :func:`holdout_entries`: the kept measurements (the network's input, as in
     training) and, per sample, the held-out entries :math:`S_\\Gamma y` with the full operator, for
     :meth:`validation_loss`."""
@@ -58,6 +58,7 @@ class HeldOutEntries(Dataset):
     def __init__(self, kept: MeasurementDataset, y_full: torch.Tensor, held_out: torch.Tensor, full_template, full_params,
                  fraction: float) -> None:
         self.kept, self.y_full, self.held_out = kept, y_full, held_out
+        self.dataset = kept  # the view's physics, normalisation and batch physics are the kept set's
         self.full_template, self.full_params = full_template, full_params
         #: one phrase for logs
         self.description = f"{fraction:.0%} of the acquired entries of each measurement, never seen in training"
@@ -69,26 +70,16 @@ class HeldOutEntries(Dataset):
         return self.kept[i]
 
     @property
-    def physics_template(self):
-        return self.kept.physics_template
-
-    @property
-    def normalization(self):
-        return self.kept.normalization
-
-    @property
     def names(self):
         return self.kept.names
 
-    def make_physics(self, params):
-        return self.kept.make_physics(params)
-
-    def validation_loss(self, estimator, batch, physics) -> torch.Tensor:
-        """:math:`\\lVert S_\\Gamma(A\\hat x - y)\\rVert^2 / |\\Gamma|` averaged over the batch (module docstring)."""
+    def validation_loss(self, estimator, batch, physics, generator: torch.Generator | None = None) -> torch.Tensor:
+        """:math:`\\lVert S_\\Gamma(A\\hat x - y)\\rVert^2 / |\\Gamma|` averaged over the batch (module docstring);
+        ``estimator`` is a loss's test-time estimator, run with ``generator`` (:func:`~selfinv.losses.base.estimate`)."""
         idx = batch.index.to(torch.long)
         dev = batch.y.device
         full = with_params(self.full_template, {k: v[idx] for k, v in self.full_params.items()}).to(dev)
-        x_hat = estimator(batch.y, physics)
+        x_hat = estimate(estimator, batch.y, physics, generator)
         hold = self.held_out[idx].to(dev)
         r = (full.A(x_hat) - self.y_full[idx].to(dev)) * hold
         count = hold.flatten(1).sum(1) * (2 if r.is_complex() else 1)
@@ -116,8 +107,7 @@ def holdout_entries(dataset, fraction: float, seed: int = 0) -> tuple[Measuremen
     y2 = None if dataset.y2 is None else dataset.y2 * keep_f
     train = MeasurementDataset(y * keep_f, op, x=dataset.x, y2=y2, names=list(dataset.names))
     train.normalization = dataset.normalization
-    full_params = per_sample_params(full, n) if full.batch_size is not None else {}
-    template = full.select(0) if full.batch_size is not None else full
+    full_params, template = params_and_template(full, n)
     return train, HeldOutEntries(train, y, held.to(keep_f.dtype), template, full_params, fraction)
 
 
@@ -131,7 +121,7 @@ def _per_measurement(keep: torch.Tensor, op) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------- a band of the image
-class _Band(Dataset):
+class _Band(DatasetView):
     """Every sample of a dataset cut to rows (or columns) ``[start, stop)``: y, x, y2 and the operator
     parameters on the image grid (per sample or shared)."""
 
@@ -140,10 +130,7 @@ class _Band(Dataset):
         self.description = description
         first = dataset[0]
         self.size = tuple(first.y.shape[-2:])
-        template = dataset.physics_template
-        self._shared = {name: buf[0] for name, buf in per_sample_buffers(template).items()
-                        if name not in first.params and buf.ndim >= 3 and tuple(buf.shape[-2:]) == self.size
-                        and buf.shape[0] == 1}
+        self._shared = shared_on_grid(dataset.physics_template, self.size, exclude=first.params)
 
     def _cut(self, t):
         if t is None or t.ndim < 2 or tuple(t.shape[-2:]) != self.size:
@@ -159,14 +146,6 @@ class _Band(Dataset):
         return Sample(self._cut(s.y), self._cut(s.x), self._cut(s.y2), params, s.index)
 
     @property
-    def physics_template(self):
-        return self.dataset.physics_template
-
-    @property
-    def normalization(self):
-        return self.dataset.normalization
-
-    @property
     def names(self):
         where = ("rows", "columns")[self.axis]
         return [f"{n}[{where} {self.start}:{self.stop}]" for n in getattr(self.dataset, "names", [])]
@@ -177,10 +156,6 @@ class _Band(Dataset):
 
     def make_physics(self, params):
         return with_params(self.dataset.physics_template, params)
-
-    def set_epoch(self, epoch: int) -> None:
-        if hasattr(self.dataset, "set_epoch"):
-            self.dataset.set_epoch(epoch)
 
 
 def holdout_band(dataset, fraction: float, min_size: int = 8) -> tuple[_Band, _Band]:

@@ -110,7 +110,7 @@ def test_set_overrides_and_run_dir_default(tmp_path, monkeypatch):
 
 def test_data_keys_for_studies_glob_paths_fixed_draws_true_noise_and_test_limits(tmp_path):
     from selfinv.config import ConfigError, parse_config
-    from selfinv.experiment import build_data, build_test_set
+    from selfinv.engine.data import build_data, build_test_set
 
     for subject in ("a", "b", "c"):
         (tmp_path / subject).mkdir()
@@ -121,11 +121,12 @@ def test_data_keys_for_studies_glob_paths_fixed_draws_true_noise_and_test_limits
                     "true_noise": {"name": "gaussian", "sigma": 0.3}}
     base["physics"] = {"name": "inpainting", "mask": {"sampler": "bernoulli_mask", "img_size": 16, "p": 0.5, "seed": 7}}
     cfg = parse_config(base)
-    ds, op, *_ = build_data(cfg)
+    data = build_data(cfg)
+    ds, op = data.dataset, data.physics
     test = build_test_set(cfg)
     assert ds.names == ["a/img.npy@0,0", "b/img.npy@0,0", "c/img.npy@0,0"] and len(test) == 2
     mask = op.mask
-    again = build_data(cfg)[1].mask
+    again = build_data(cfg).physics.mask
     assert torch.equal(mask, again) and 0.3 < float(mask.mean()) < 0.7  # one fixed, seeded draw for every image
     assert torch.equal(ds.y[:, :, mask[0, 0] == 0], torch.zeros_like(ds.y[:, :, mask[0, 0] == 0]))
     r = (ds.y - ds.x)[:, :, mask[0, 0] > 0]

@@ -161,7 +161,7 @@ def test_reconstruct_keeps_tiff_tags_and_reads_keys_inside_paths(trained, tmp_pa
 def test_checkpoints_carry_training_statistics_and_reconstruct_warns_far_outside_them(trained, inputs, tmp_path):
     import torch
 
-    from selfinv.cli.runs import restore
+    from selfinv.engine.checkpoints import restore
 
     _, run_dir = trained
     png, tif = inputs
@@ -219,7 +219,7 @@ def test_tile_must_be_larger_than_overlap(trained, inputs, tmp_path):
 def test_device_errors_in_our_words(trained, inputs, tmp_path):
     import torch
 
-    from selfinv.cli._device import check_device
+    from selfinv.engine.device import check_device
 
     _, run_dir = trained
     png, _ = inputs

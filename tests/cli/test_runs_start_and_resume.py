@@ -9,7 +9,7 @@ import shlex
 import pytest
 import torch
 
-import selfinv.cli.runs as runs
+import selfinv.engine.train as runs
 from selfinv.training import Callback, load_checkpoint
 from tests.cli.common import assert_one_line_error, run, tiny_denoising, write_yaml
 

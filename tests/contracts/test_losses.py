@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from selfinv.losses import LOSSES, MC, Loss, Supervised
+from selfinv.losses import LOSSES, MC, Estimator, Loss, Supervised, estimate
 from tests.contracts.losses import LOSS_CASES, Counting, TinyNet
 
 NAMES = list(LOSS_CASES)
@@ -87,6 +87,25 @@ def test_test_model_is_an_estimator(name):
     assert out.shape == x.shape and bool(torch.isfinite(out).all())
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_test_model_takes_a_generator_and_leaves_the_global_one_alone(name):
+    """The randomness contract: the model itself or an Estimator called as est(y, physics, generator); with a
+    generator it is reproducible from the seed and PyTorch's global generator is left as it was."""
+    loss, physics, model, x, y, _ = setup(name)
+    est = loss.test_model(model)
+    assert est is model or isinstance(est, Estimator), type(est).__name__
+    state = torch.get_rng_state()
+    with torch.no_grad():
+        a = estimate(est, y, physics, torch.Generator().manual_seed(3))
+        b = estimate(est, y, physics, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    assert torch.equal(torch.get_rng_state(), state)
+    if LOSS_CASES[name].random_estimator:
+        with torch.no_grad():
+            c = estimate(est, y, physics, torch.Generator().manual_seed(4))
+        assert not torch.equal(a, c)
+
+
 def _pattern(v):
     """A fixed image of v's shape that does not depend on v's values (the same in every call)."""
     n = v[0].numel()
@@ -108,8 +127,8 @@ def test_test_model_gives_the_closed_form_estimate_of_a_known_model(name, oracle
     for the model itself and for averages over unbiased re-draws of y (R2R), the corrected (1+a²)f(z)−z over
     a² (Noisier2Noise), Tweedie's formulas (Noise2Score), f(0) (Noise2Self's J-invariant average). A wrong sign
     or scale in an estimator changes the estimate. Deterministic estimators must match to float precision;
-    estimators with random draws (the default generator, seeded here) must match in mean, within 5 standard
-    errors of the mean over DRAWS calls and the pixels of each sample."""
+    estimators with random draws must match in mean, within 5 standard
+    errors of the mean over DRAWS calls (seeded generators) and the pixels of each sample."""
     case = LOSS_CASES[name]
     loss, physics, _, x, y, y2 = setup(name)
     f = ORACLES[oracle]
@@ -117,9 +136,8 @@ def test_test_model_gives_the_closed_form_estimate_of_a_known_model(name, oracle
     est = loss.test_model(f)
     outs = []
     for k in range(DRAWS):
-        torch.manual_seed(100 + k)  # estimators that draw from the default generator
         with torch.no_grad():
-            outs.append(est(y, physics))
+            outs.append(estimate(est, y, physics, torch.Generator().manual_seed(100 + k)))
     outs = torch.stack(outs)
     assert outs.shape[1:] == x.shape == expected.shape
     deterministic = all(torch.equal(o, outs[0]) for o in outs)

@@ -10,7 +10,6 @@ from tests.contracts.operators import OPERATOR_CASES
 
 NAMES = list(OPERATOR_CASES)
 DTYPES = [torch.float64, torch.float32]
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 def build(name, batch=3, per_sample=True, dtype=torch.float64, seed=0, device="cpu"):
@@ -38,10 +37,10 @@ def op_norm(op: LinearOperator, x: torch.Tensor, iters: int = 30) -> float:
     return float(inner(v, op.normal(v)).real.sqrt())
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", NAMES)
 def test_adjointness(name, dtype, device):
+    """<Ax, y> = <x, A^H y> on every device of the ``device`` fixture (tests/conftest.py)."""
     op, x = build(name, dtype=dtype, device=device)
     y = rand_like(op.A(x), 1)
     x = rand_like(x, 2)

@@ -14,14 +14,7 @@ from selfinv.models.autoencoder import Autoencoder
 from selfinv.noise import Gaussian
 from selfinv.physics import Denoising, Inpainting
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The tensors here are small: one thread avoids OpenMP oversubscription on busy machines (restored after)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_ae(*args, **kwargs) -> Autoencoder:

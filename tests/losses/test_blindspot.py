@@ -13,19 +13,9 @@ from selfinv.losses.blindspot import BlindSpot, PosteriorMean, gaussian_posterio
 from selfinv.models.blindspot import BlindSpotNet
 from selfinv.noise import Gaussian, Poisson
 from selfinv.physics import Denoising, Inpainting
+from tests.helpers import gen
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The tensors here are small: one thread avoids OpenMP oversubscription on busy machines (restored after)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_net(*args, dtype=torch.float64, **kwargs) -> BlindSpotNet:

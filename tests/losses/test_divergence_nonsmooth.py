@@ -28,22 +28,14 @@ from selfinv.losses.sure import SURE
 from selfinv.models.dncnn import DnCNN
 from selfinv.noise import Gaussian
 from selfinv.physics import Denoising
+from tests.helpers import gen
 
 F64 = torch.float64
 SIGMA = 0.2
 SIDE = 6  # 36 coordinates: "exact" makes one backward pass and two evaluations per coordinate
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def relu_net(act: type[nn.Module] = nn.ReLU) -> nn.Sequential:

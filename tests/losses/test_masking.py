@@ -12,21 +12,12 @@ from torch.overrides import TorchFunctionMode
 from selfinv.losses.masking import JInvariantAverage, Noise2Self, Noise2Void, _interpolate, grid_mask
 from selfinv.noise import Gaussian
 from selfinv.physics import Denoising, Inpainting
+from tests.helpers import gen
 
 SIGMA = 0.3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The tensors here are small: one thread avoids OpenMP oversubscription on busy machines (restored after)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class SmallCNN(nn.Module):
@@ -319,7 +310,7 @@ def test_test_models():
     assert torch.allclose(Noise2Self(3, "interpolate").test_model(ident, "average")(y), _interpolate(y))
     # Noise2Void's analogue: every output pixel is the value of some other pixel within the radius
     u = unique_image(2, 1, 7, 8)
-    out = Noise2Void(radius=1).test_model(ident, "average", width=2, generator=gen(14))(u).long() % 1_000_000
+    out = Noise2Void(radius=1).test_model(ident, "average", width=2)(u, generator=gen(14)).long() % 1_000_000
     r, c = torch.arange(7)[:, None], torch.arange(8)[None, :]
     dist = torch.maximum((out // 8 - r).abs(), (out % 8 - c).abs())
     assert bool((dist == 1).all())

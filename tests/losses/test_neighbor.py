@@ -14,19 +14,9 @@ from selfinv.losses.neighbor import Neighbor2Neighbor, neighbour_pairs, subsampl
 from selfinv.losses.supervised import MC
 from selfinv.noise import Gaussian
 from selfinv.physics import Denoising, Inpainting
+from tests.helpers import gen
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The tensors here are small: one thread avoids OpenMP oversubscription on busy machines (restored after)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Net(nn.Module):

@@ -40,8 +40,8 @@ def test_correction_of_the_oracle_is_the_posterior_mean_given_each_draw():
     y = physics(MU + T * torch.randn(3, 1, 8, 8, generator=g, dtype=torch.float64), generator=g)
     seen = []
     f, d = oracle(sigma, alpha, seen)
-    out = Noisier2Noise(alpha=alpha, n_samples=n_samples).test_model(f, generator=torch.Generator().manual_seed(1))(
-        y, physics
+    out = Noisier2Noise(alpha=alpha, n_samples=n_samples).test_model(f)(
+        y, physics, generator=torch.Generator().manual_seed(1)
     )
     assert len(seen) == n_samples
     z_bar = torch.stack([z for z, _ in seen]).mean(0)
@@ -63,7 +63,7 @@ def test_added_noise_has_the_law_of_the_data_noise_scaled_by_alpha():
         seen.append(z.clone())
         return z
 
-    Noisier2Noise(alpha=alpha, n_samples=2).test_model(record, generator=torch.Generator().manual_seed(1))(y, physics)
+    Noisier2Noise(alpha=alpha, n_samples=2).test_model(record)(y, physics, generator=torch.Generator().manual_seed(1))
     m1, m2 = (z - y for z in seen)
     n = m1[0].numel()
     for b in range(2):
@@ -86,8 +86,8 @@ def test_risk_of_the_oracle_estimator_is_its_closed_form():
     k = T**2 / d
     mmse_y = T**2 * sigma**2 / (T**2 + sigma**2)
     for n_samples in (1, 4):
-        est = Noisier2Noise(alpha=alpha, n_samples=n_samples).test_model(f, generator=torch.Generator().manual_seed(3))
-        err2 = (est(y, physics) - x) ** 2
+        est = Noisier2Noise(alpha=alpha, n_samples=n_samples).test_model(f)
+        err2 = (est(y, physics, generator=torch.Generator().manual_seed(3)) - x) ** 2
         expected = (1 - k) ** 2 * T**2 + k**2 * sigma**2 + k**2 * alpha**2 * sigma**2 / n_samples
         se = float(err2.std()) / math.sqrt(n)
         assert abs(float(err2.mean()) - expected) < 4 * se, (n_samples, float(err2.mean()), expected)
@@ -125,7 +125,7 @@ def test_trained_linear_model_and_its_estimator():
     # the estimator on constant images y0 in {0.2, 0.8}: its mean slope in y is ((1 + a^2) a - 1)/a^2 ~ t^2/d
     y0 = torch.tensor([0.2, 0.8], dtype=torch.float64).reshape(2, 1, 1, 1).expand(2, 1, 64, 64)
     with torch.no_grad():
-        out = loss.test_model(f, n_samples=1, generator=torch.Generator().manual_seed(4))(y0, physics)
+        out = loss.test_model(f, n_samples=1)(y0, physics, generator=torch.Generator().manual_seed(4))
     slope = float((out[1].mean() - out[0].mean()) / 0.6)
     gain = ((1 + alpha**2) * a - 1) / alpha**2
     se_slope = math.sqrt(2) * abs(gain) * alpha * sigma / 64 / 0.6  # from the draws of z

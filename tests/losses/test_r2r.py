@@ -243,8 +243,8 @@ def test_estimator_averages_fresh_recorruptions(noise):
         return out
 
     n = 2000
-    est = R2R(alpha=ALPHA).test_model(f, n_samples=n, generator=torch.Generator().manual_seed(10))
-    out = est(y, physics)
+    est = R2R(alpha=ALPHA).test_model(f, n_samples=n)
+    out = est(y, physics, generator=torch.Generator().manual_seed(10))
     assert len(calls) == n and isinstance(est, R2REstimator)
     stack = torch.stack(outs)
     assert torch.allclose(out, stack.mean(0))
@@ -254,9 +254,10 @@ def test_estimator_averages_fresh_recorruptions(noise):
     # every call saw the physics describing y1, with the per-sample parameters
     assert all(type(p.noise) is type(noise) for p in calls)
     # reproducible from the generator, different with another seed, N=1 is a single call
-    again = R2R(alpha=ALPHA).test_model(f, n_samples=5, generator=torch.Generator().manual_seed(11))(y, physics)
-    same = R2R(alpha=ALPHA).test_model(f, n_samples=5, generator=torch.Generator().manual_seed(11))(y, physics)
-    other = R2R(alpha=ALPHA).test_model(f, n_samples=5, generator=torch.Generator().manual_seed(12))(y, physics)
+    est5 = R2R(alpha=ALPHA).test_model(f, n_samples=5)
+    again = est5(y, physics, generator=torch.Generator().manual_seed(11))
+    same = est5(y, physics, generator=torch.Generator().manual_seed(11))
+    other = est5(y, physics, generator=torch.Generator().manual_seed(12))
     assert torch.equal(again, same) and not torch.equal(again, other)
     calls.clear()
     R2R().test_model(f, n_samples=1)(y, physics)

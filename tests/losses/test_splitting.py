@@ -16,10 +16,7 @@ from selfinv.physics import MRI, Denoising
 from selfinv.physics.mri import fft2c, ifft2c
 from selfinv.physics.samplers import BernoulliMaskSampler, MRIMaskSampler
 from selfinv.physics.tomography import Tomography
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+from tests.helpers import gen
 
 
 def kspace(physics, b, seed=0):
@@ -204,9 +201,9 @@ def test_split_average_is_the_per_entry_average_over_held_out_splits_for_denoisi
     physics = Denoising()
     y = torch.randn(2, 1, 3, 3, generator=gen(0), dtype=torch.float64)
     model, loss, k = LinearNet(9, torch.float64), Splitting(0.6, mode="average", n_samples=4), 4
-    est = loss.test_model(model, generator=gen(1))
+    est = loss.test_model(model)
     assert isinstance(est, SplitAverage)
-    out = est(y, physics)
+    out = est(y, physics, generator=gen(1))
     # by hand: M = (Σ_k diag m_k)^{-1} Σ_k diag(m_k) f(S_k y), m_k = 1 − s_k; never held out → mean_k f_k
     g = gen(1)
     fs, ms = [], []
@@ -225,7 +222,7 @@ def test_split_average_replaces_held_out_kspace_by_its_average_for_mri():
     physics = MRIMaskSampler(8, acceleration=2, center_fraction=0.25)(2, generator=gen(0))
     y = kspace(physics, 2)
     model, loss, k = LinearNet(64, torch.complex128), Splitting(0.6), 3
-    out = loss.test_model(model, mode="average", n_samples=k, generator=gen(1))(y, physics)
+    out = loss.test_model(model, mode="average", n_samples=k)(y, physics, generator=gen(1))
     g = gen(1)
     fs, ms = [], []
     for _ in range(k):

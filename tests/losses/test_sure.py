@@ -20,22 +20,13 @@ from selfinv.losses.supervised import Supervised
 from selfinv.losses.sure import SURE
 from selfinv.noise import CorrelatedGaussian, Gamma, Gaussian, Poisson, PoissonGaussian
 from selfinv.physics import MRI, Denoising, Inpainting, Matrix
+from tests.helpers import gen
 
 METHODS = ("mc", "hutchinson", "exact")
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: thread hand-offs cost more than they save (and stall on a busy 2-core machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def mean_and_se(v: torch.Tensor) -> tuple[float, float]:

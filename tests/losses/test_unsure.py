@@ -31,21 +31,12 @@ from selfinv.losses.unsure import (
 from selfinv.noise import CorrelatedGaussian, Gamma, Gaussian, PoissonGaussian
 from selfinv.noise_estimation import estimate_covariance, estimate_poisson_gaussian, estimate_sigma
 from selfinv.physics import Denoising, Inpainting
+from tests.helpers import gen
 
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: thread hand-offs cost more than they save (and stall on a busy 2-core machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def train(loss, physics, sample_x, model, params, steps, lr=1e-2, seed=0, every=None):

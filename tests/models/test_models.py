@@ -22,19 +22,9 @@ from selfinv.physics import (
     Tomography,
     gaussian_kernel,
 )
+from tests.helpers import gen
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The tensors here are tiny: one thread avoids OpenMP oversubscription on busy machines (restored after)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def _gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small(name: str, cin: int, cout: int | None = None, **kw) -> nn.Module:
@@ -62,7 +52,7 @@ class Identity(nn.Module):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_backbone_keeps_shape_any_size(name, size, channels, dtype):
     net = small(name, channels).to(dtype)
-    x = torch.rand(2, channels, *size, generator=_gen(), dtype=dtype)
+    x = torch.rand(2, channels, *size, generator=gen(), dtype=dtype)
     out = net(x)
     assert out.shape == x.shape and out.dtype == dtype
     assert torch.isfinite(out).all()
@@ -82,7 +72,7 @@ def test_backbone_keeps_shape_any_size(name, size, channels, dtype):
 )
 def test_unet_variants_keep_shape(kw):
     net = UNet(2, 2, **{"depth": 2, "width": 4, **kw})
-    x = torch.rand(3, 2, 11, 6, generator=_gen())
+    x = torch.rand(3, 2, 11, 6, generator=gen())
     assert net(x).shape == x.shape
 
 
@@ -118,7 +108,7 @@ def test_backbone_checks_input(name):
 @pytest.mark.parametrize("name", ["unet", "dncnn", "drunet"])
 def test_backbone_takes_complex_images_as_two_channels(name):
     net = small(name, 2)
-    x = torch.randn(2, 1, 9, 10, dtype=torch.complex64, generator=_gen())
+    x = torch.randn(2, 1, 9, 10, dtype=torch.complex64, generator=gen())
     out = net(x)
     assert out.dtype == torch.complex64 and out.shape == x.shape
     with pytest.raises(ValueError, match="complex"):
@@ -140,7 +130,7 @@ def _bias_free_configs():
 @pytest.mark.parametrize("a", [0.3, 7.0])
 def test_bias_free_backbones_are_positively_homogeneous(a):
     torch.manual_seed(0)
-    x = torch.randn(2, 2, 13, 10, generator=_gen(), dtype=torch.float64)
+    x = torch.randn(2, 2, 13, 10, generator=gen(), dtype=torch.float64)
     for name, net in _bias_free_configs():
         net = net.double().eval()  # batch norm: running statistics, a linear map
         assert not any(n.endswith("bias") for n, _ in net.named_parameters()), name
@@ -157,7 +147,7 @@ def test_bias_free_backbones_are_positively_homogeneous(a):
 
 def test_bias_free_batch_norm_updates_running_sd_in_training():
     bn = BiasFreeBatchNorm2d(3)
-    x = 5 * torch.randn(16, 3, 8, 8, generator=_gen())
+    x = 5 * torch.randn(16, 3, 8, 8, generator=gen())
     out = bn(x)
     assert torch.allclose(out.std(dim=(0, 2, 3), unbiased=False), torch.ones(3), atol=1e-3)
     assert torch.allclose(bn.running_sd, torch.full((3,), 0.9 + 0.5), atol=0.05)
@@ -178,7 +168,7 @@ def test_bias_free_batch_norm_updates_running_sd_in_training():
 )
 def test_gradients_reach_every_parameter(name, kw):
     net = small(name, 1, **kw).train()
-    x = torch.rand(4, 1, 12, 11, generator=_gen())
+    x = torch.rand(4, 1, 12, 11, generator=gen())
     kwargs = {"sigma": torch.tensor([0.0, 0.1, 0.2, 0.3])} if name == "drunet" else {}
     net(x, **kwargs).square().mean().backward()
     for n, p in net.named_parameters():
@@ -188,7 +178,7 @@ def test_gradients_reach_every_parameter(name, kw):
 
 def test_drunet_noise_level_map_is_per_sample():
     net = DRUNet(1, 1, widths=(4, 8), n_blocks=1).double()
-    x = torch.rand(1, 1, 10, 9, generator=_gen(), dtype=torch.float64).expand(3, 1, 10, 9)
+    x = torch.rand(1, 1, 10, 9, generator=gen(), dtype=torch.float64).expand(3, 1, 10, 9)
     sigma = torch.tensor([0.0, 0.2, 0.5], dtype=torch.float64)
     out = net(x, sigma=sigma)
     assert not torch.allclose(out[0], out[1]) and not torch.allclose(out[1], out[2])
@@ -208,7 +198,7 @@ def test_drunet_noise_level_map_is_per_sample():
 # ---------------------------------------------------------------------- back-projection
 def _physics_cases():
     """(name, physics, clean image x): every operator of selfinv.physics."""
-    g = _gen(1)
+    g = gen(1)
     mask = (torch.rand(2, 1, 9, 11, generator=g) > 0.4).float()
     kmask = torch.zeros(2, 1, 8, 10)
     kmask[0, :, :, ::2] = 1
@@ -238,7 +228,7 @@ def _physics_cases():
 @pytest.mark.parametrize("backbone", ["unet", "drunet"])
 def test_backprojection_on_every_physics(init, backbone):
     for name, physics, x in _physics_cases():
-        y = physics(x, generator=_gen(2))
+        y = physics(x, generator=gen(2))
         c = 2 * x.shape[1] if x.is_complex() else x.shape[1]
         model = BackProjection(small(backbone, c), init=init)
         out = model(y, physics)
@@ -249,12 +239,12 @@ def test_backprojection_on_every_physics(init, backbone):
 
 def test_backprojection_init_and_plain_backbones():
     physics = Denoising(Gaussian(0.1))
-    y = physics(torch.rand(2, 1, 8, 8, generator=_gen()), generator=_gen(1))
+    y = physics(torch.rand(2, 1, 8, 8, generator=gen()), generator=gen(1))
     torch.testing.assert_close(BackProjection(Identity(), init="none")(y, physics), y)
     conv = nn.Conv2d(1, 1, 3, padding=1)  # a backbone without a physics argument
     torch.testing.assert_close(BackProjection(conv)(y, physics), conv(y))
     tomo = Tomography(angles=8, img_size=8)
-    yt = tomo.A(torch.rand(1, 1, 8, 8, generator=_gen()))
+    yt = tomo.A(torch.rand(1, 1, 8, 8, generator=gen()))
     torch.testing.assert_close(BackProjection(Identity(), init=lambda y, p: p.fbp(y))(yt, tomo), tomo.fbp(yt))
     with pytest.raises(ValueError, match="init"):
         BackProjection(Identity(), init="fbp")
@@ -272,14 +262,14 @@ def test_backprojection_channel_mismatch_raises():
         BackProjection(small("dncnn", 1))(physics.A(x), physics)  # y has 1 channel, A^H y has 3
     with pytest.raises(ValueError, match="out_channels"):
         BackProjection(small("unet", 3, 1))(physics.A(x), physics)
-    cs = CompressedSensing(10, 36, kind="structured", generator=_gen())  # a 1-D signal is not an image
+    cs = CompressedSensing(10, 36, kind="structured", generator=gen())  # a 1-D signal is not an image
     with pytest.raises(ValueError, match="img_shape"):
         BackProjection(small("unet", 1))(cs.A(torch.rand(2, 36)), cs)
 
 
 def test_backprojection_per_sample_physics_equals_single_calls():
     name, physics, x = _physics_cases()[2]  # MRI, one mask per sample
-    y = physics(x, generator=_gen())
+    y = physics(x, generator=gen())
     model = BackProjection(small("drunet", 2))
     out = model(y, physics)
     for i in range(2):
@@ -288,7 +278,7 @@ def test_backprojection_per_sample_physics_equals_single_calls():
 
 # ---------------------------------------------------------------------- unrolled
 def _unrolled_cases(dtype=torch.float32):
-    g = _gen(3)
+    g = gen(3)
     mask = (torch.rand(3, 1, 8, 8, generator=g) > 0.5).to(dtype)
     kmask = (torch.rand(3, 1, 8, 8, generator=g) > 0.6).to(dtype)
     kmask[:, :, 3:5, 3:5] = 1
@@ -362,9 +352,9 @@ def test_unrolled_per_sample_masks_equal_single_calls(mode):
 def test_wrappers_accept_subsampled_physics():
     """The splitting losses call model(y_a, physics.subsample(mask)): a composed S A works as any operator."""
     tomo = Tomography(angles=6, img_size=8, noise=Gaussian(0.1))
-    keep = (torch.rand(2, 1, 8, 6, generator=_gen()) > 0.5).float()
+    keep = (torch.rand(2, 1, 8, 6, generator=gen()) > 0.5).float()
     sub = tomo.subsample(keep)
-    y = sub(torch.rand(2, 1, 8, 8, generator=_gen(1)), generator=_gen(2))
+    y = sub(torch.rand(2, 1, 8, 8, generator=gen(1)), generator=gen(2))
     assert BackProjection(small("unet", 1))(y, sub).shape == (2, 1, 8, 8)
     for mode in ("pgd", "modl"):
         out = Unrolled(small("drunet", 1), iterations=2, mode=mode, init="adjoint")(y, sub)
@@ -394,7 +384,7 @@ def test_unrolled_configuration_errors():
 
 
 def test_conjugate_gradient_and_lipschitz():
-    g = _gen()
+    g = gen()
     m = torch.randn(2, 5, 5, generator=g, dtype=torch.float64)
     spd = m @ m.transpose(1, 2) + 0.5 * torch.eye(5, dtype=torch.float64)
     b = torch.randn(2, 5, generator=g, dtype=torch.float64)

@@ -11,12 +11,9 @@ import torch
 
 from selfinv.noise import Gaussian
 from selfinv.physics.blur import Blur, BlurKernelSampler, box_kernel, gaussian_kernel, motion_kernel
+from tests.helpers import gen
 
 F64 = torch.float64
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def dot(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -11,12 +11,9 @@ import torch
 
 from selfinv.noise import Gaussian
 from selfinv.physics.compressed_sensing import MAX_DENSE_ENTRIES, CompressedSensing, dct, idct
+from tests.helpers import gen
 
 F64 = torch.float64
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def make(kind: str, m: int, shape: tuple[int, ...], seed: int = 0, dtype=F64) -> CompressedSensing:

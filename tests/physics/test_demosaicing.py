@@ -7,13 +7,10 @@ import torch
 
 from selfinv.noise import Gaussian
 from selfinv.physics.demosaicing import PATTERNS, Demosaicing
+from tests.helpers import gen
 
 F64 = torch.float64
 R, G, B = 0, 1, 2
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def rgb(h: int, w: int) -> torch.Tensor:

@@ -10,13 +10,10 @@ import torch
 
 from selfinv.noise import Gaussian
 from selfinv.physics.tomography import Tomography
+from tests.helpers import gen
 
 skimage_transform = pytest.importorskip("skimage.transform")
 skimage_data = pytest.importorskip("skimage.data")
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def op_norm(op: Tomography, dtype=torch.float64, iters: int = 30) -> float:

@@ -151,6 +151,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_ddp_with_two_processes_matches_one_process_on_the_global_batch(tmp_path):
     out = tmp_path / "ddp.pt"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
@@ -175,6 +176,7 @@ class Memory(Callback):
                 self.rss[state.step] = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs /proc")
 def test_no_memory_growth_over_many_steps():
     data, model = dataset_and_model(patches=8, size=8)

@@ -1,0 +1,60 @@
+"""``config init`` (a commented YAML config per task, :mod:`selfinv.cli.templates`) and ``config reference``
+(every config key, :mod:`selfinv.config_reference`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from selfinv.cli._app import VersionOption, config_app
+from selfinv.cli._errors import fail, guarded, note
+
+
+@config_app.command("init")
+@guarded
+def config_init(
+    task: Annotated[str, typer.Option("--task", help="denoising, inpainting, mri, ct, deblur, cs or demosaic.")],
+    loss: Annotated[str | None, typer.Option("--loss", help="The loss (default: sure, plus an EI term for inpainting and MRI; rei for CT, deblur, cs, demosaic).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here (refused if it exists); default: stdout.")] = None,
+    version: VersionOption = False,
+) -> None:
+    """Write a commented YAML config for a task that runs as is on the embedded photographs."""
+    from selfinv.cli.templates import render
+    from selfinv.engine.files import write_text_new
+
+    text = render(task, loss)
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    if output.exists():
+        fail(f"{output}: already exists; choose another file (nothing is overwritten)")
+    if not output.parent.is_dir():
+        fail(f"{output}: the folder {output.parent} does not exist")
+    try:
+        write_text_new(output, text)
+    except FileExistsError:
+        fail(f"{output}: already exists; choose another file (nothing is overwritten)")
+    note(f"wrote {output}; train it with: selfinv train {output}")
+
+
+@config_app.command("reference")
+@guarded
+def config_reference_cmd(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here (refused if it exists); default: stdout.")] = None,
+    version: VersionOption = False,
+) -> None:
+    """Print the reference of every config key, generated from the schema (docs/config.md)."""
+    from selfinv.config_reference import config_reference
+    from selfinv.engine.files import write_text_new
+
+    text = config_reference()
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        write_text_new(output, text)
+    except FileExistsError:
+        fail(f"{output}: already exists; choose another file (nothing is overwritten)")
+    note(f"wrote {output}")
