@@ -52,3 +52,25 @@ def as_measurement_mask(mask: torch.Tensor) -> torch.Tensor:
 def mask_pinv(mask: torch.Tensor) -> torch.Tensor:
     """Element-wise pseudo-inverse of a diagonal: 1/m where m > 0, else 0."""
     return torch.where(mask > 0, 1.0 / torch.where(mask > 0, mask, torch.ones_like(mask)), torch.zeros_like(mask))
+
+
+class MaskHooks:
+    r"""The private hooks of an operator that multiplies by a 0/1 mask, :math:`A = A^H = \operatorname{diag}(m)`,
+    for a class that defines ``_m(like)`` (the mask on ``like``'s device and real dtype); mixed in before
+    :class:`~selfinv.physics.LinearOperator`."""
+
+    def _A(self, x):
+        return self._m(x) * x
+
+    def _A_adjoint(self, y):
+        return self._m(y) * y
+
+    def _A_dagger(self, y, tol, max_iter):
+        return mask_pinv(self._m(y)) * y
+
+    def _normal(self, x):
+        return self._m(x) ** 2 * x
+
+    def _restrict(self, y):
+        return torch.where(self._m(y) > 0, y, torch.zeros_like(y))
+

@@ -44,7 +44,7 @@ import torch
 
 from selfinv._batched import PerSample
 from selfinv.noise import NoiseModel
-from selfinv.physics._mask import as_measurement_mask, mask_pinv
+from selfinv.physics._mask import MaskHooks, as_measurement_mask
 from selfinv.physics.solvers import cg_dagger
 
 
@@ -431,7 +431,7 @@ def _first_shape(ops) -> tuple[int, ...] | None:
 
 
 # ---------------------------------------------------------------------- the measurement mask S
-class MeasurementMask(LinearOperator):
+class MeasurementMask(MaskHooks, LinearOperator):
     r""":math:`S = \operatorname{diag}(s)` acting on tensors of any shape (B, ...), s broadcastable to them.
 
     Used to subsample the measurements of an arbitrary operator, :math:`S A` (measurement splitting,
@@ -468,21 +468,6 @@ class MeasurementMask(LinearOperator):
 
     def _m(self, like):
         return self.mask.to(device=like.device, dtype=like.real.dtype if like.is_complex() else like.dtype)
-
-    def _A(self, x):
-        return self._m(x) * x
-
-    def _A_adjoint(self, y):
-        return self._m(y) * y
-
-    def _A_dagger(self, y, tol, max_iter):
-        return mask_pinv(self._m(y)) * y
-
-    def _normal(self, x):
-        return self._m(x) ** 2 * x
-
-    def _restrict(self, y):
-        return torch.where(self._m(y) > 0, y, torch.zeros_like(y))
 
     def _check_x(self, x):
         if x.ndim != self.mask.ndim:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 
 from selfinv.noise import NoiseModel
-from selfinv.physics._mask import as_mask, check_against_mask, mask_pinv
+from selfinv.physics._mask import MaskHooks, as_mask, check_against_mask
 from selfinv.physics.base import LinearOperator
 
 
-class Inpainting(LinearOperator):
+class Inpainting(MaskHooks, LinearOperator):
     r"""Pixel masking :math:`y = m \odot x` (measurements zero-filled to the image shape).
 
     :math:`A^H = A = \operatorname{diag}(m)` and :math:`A^\dagger = \operatorname{diag}(m^+)` with
@@ -46,21 +46,6 @@ class Inpainting(LinearOperator):
 
     def _m(self, like: torch.Tensor) -> torch.Tensor:
         return self.mask.to(device=like.device, dtype=like.dtype)
-
-    def _A(self, x):
-        return self._m(x) * x
-
-    def _A_adjoint(self, y):
-        return self._m(y) * y
-
-    def _A_dagger(self, y, tol, max_iter):
-        return mask_pinv(self._m(y)) * y
-
-    def _normal(self, x):
-        return self._m(x) ** 2 * x
-
-    def _restrict(self, y):
-        return torch.where(self._m(y) > 0, y, torch.zeros_like(y))
 
     def subsample(self, mask: torch.Tensor) -> Inpainting:
         return Inpainting(self.mask * as_mask(mask, "Inpainting.subsample"), noise=self.noise)
