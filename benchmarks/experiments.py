@@ -117,14 +117,14 @@ EXPERIMENTS: dict[str, dict] = {
     "mri": {
         "title": "Accelerated MRI",
         "parts": [
-            {"key": "noiseless", "heading": "×4 Cartesian, one fixed mask (σ = 0.002)", "config": "mri.yaml",
+            {"key": "noiseless", "heading": "×8 Cartesian, one fixed mask (σ = 0.002)", "config": "mri.yaml",
              "runs": ["mc", "splitting",
                       ("splitting-mask-per-image", ["loss.name=splitting", "physics={name: mri, sampler: {name: mri_mask, "
-                                                    "acceleration: 4.0, center_fraction: 0.08, pattern: random}}"]),
+                                                    "acceleration: 8.0, center_fraction: 0.04, pattern: random}}"]),
                       ("moi-mask-per-image", ["loss.name=moi", "physics={name: mri, sampler: {name: mri_mask, "
-                                              "acceleration: 4.0, center_fraction: 0.08, pattern: random}}"]),
+                                              "acceleration: 8.0, center_fraction: 0.04, pattern: random}}"]),
                       ("ei-rotate", ["loss.name=ei"]), "supervised"]},
-            {"key": "noisy", "heading": "×4 Cartesian, one fixed mask, noisy (σ = 0.03)", "config": "mri.yaml",
+            {"key": "noisy", "heading": "×8 Cartesian, one fixed mask, noisy (σ = 0.03)", "config": "mri.yaml",
              "set": ["noise={name: gaussian, sigma: 0.03}"],
              "runs": ["mc", ("ei-rotate", ["loss.name=ei"]), ("rei-rotate", ["loss.name=rei"]), "supervised"]},
         ],
