@@ -125,7 +125,7 @@ EXPERIMENTS: dict[str, dict] = {
                                               "acceleration: 8.0, center_fraction: 0.04, pattern: random}}"]),
                       ("ei-rotate", ["loss.name=ei"]), "supervised"]},
             {"key": "noisy", "heading": "×8 Cartesian, one fixed mask, noisy (σ = 0.03)", "config": "mri.yaml",
-             "set": ["noise={name: gaussian, sigma: 0.03}"],
+             "set": ["noise={name: gaussian, sigma: 0.03}", "training.max_steps=1500"],
              "runs": ["mc", ("ei-rotate", ["loss.name=ei"]), ("rei-rotate", ["loss.name=rei"]), "supervised"]},
         ],
         "gpu": RECON_GPU,

@@ -6,8 +6,8 @@ An experiment is one or more parts; a part is a ``selfinv compare`` config in ``
 the runs to compare: loss names, or labelled :class:`~selfinv.engine.compare.Variant` runs (the config with
 ``--set``-style overrides: another assumed noise level, a mask per image, fewer training images...).
 The experiments, their runs and the literature's numbers (../shared/reference/anchors.md) are in
-``benchmarks/experiments.py``. Data come from ``--data`` or ``SELFINV_DATA``. The CPU preset fits in ≤ 30
-minutes on 2 cores; ``--preset gpu`` scales model, patches and steps up. Results:
+``benchmarks/experiments.py``. Data come from ``--data`` or ``SELFINV_DATA``. Each CPU preset fits in ≤ 30
+minutes on 2 cores except ``mri`` (about 70 minutes: its self-supervised runs need 3000 steps); ``--preset gpu`` scales model, patches and steps up. Results:
 ``benchmarks/results/<experiment>/<part>/`` (results.json, results.md, comparison.png; not committed); the
 section (tables, figures copied to ``benchmarks/figures/``) is rewritten between its markers in
 BENCHMARKS.md, and the hand-written discussion after the end marker is kept.
@@ -216,15 +216,25 @@ def literature_table(rows) -> list[str]:
 def section(name: str, spec: dict, parts: list[tuple[dict, dict, dict, list[str]]], seconds: float, preset: str) -> str:
     first = parts[0][1]
     machine = first.get("machine", {})
+
+    def budget(results: dict) -> tuple:
+        return results["runs"][0].get("steps"), results.get("machine", {}).get("threads", "?")
+
+    shared = len({budget(results) for _, results, _, _ in parts}) == 1  # else each part says its own
+    steps, threads = budget(first)
     lines = [
         f"<!-- {name}:begin -->",
-        f"Preset `{preset}`, {first['runs'][0].get('steps')} steps per run, the same model/data/seed within a part; "
-        f"{machine.get('cpu', 'cpu')} with {machine.get('threads', '?')} threads, device `{machine.get('device', 'cpu')}`; "
+        f"Preset `{preset}`, " + (f"{steps} steps per run, " if shared else "steps and threads per part below, ")
+        + f"the same model/data/seed within a part; {machine.get('cpu', 'cpu')}"
+        + (f" with {threads} threads" if shared else "") + f", device `{machine.get('device', 'cpu')}`; "
         f"{seconds / 60:.1f} min in total. Regenerate with `python benchmarks/run.py {name} --preset {preset}`.",
     ]
     for part, results, classical, analysis in parts:
         if len(parts) > 1 or part.get("heading"):
             lines += ["", f"### {part.get('heading', part['key'])}"]
+        if not shared:
+            n_steps, n_threads = budget(results)
+            lines += ["", f"{n_steps} steps per run, {n_threads} thread{'' if n_threads == 1 else 's'}."]
         if part.get("about"):
             lines += ["", part["about"]]
         fig = f"{name}-{part['key']}.png" if len(parts) > 1 else f"{name}.png"
