@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from selfinv.losses import LOSSES, LossInfo
-from selfinv.noise import Unknown
+from selfinv.noise import Estimate, Gaussian, PoissonGaussian, Unknown
 from selfinv.physics.base import LinearOperator
 from selfinv.physics.denoising import Denoising
 from selfinv.theory import RankResult, is_equivariant, rank_condition
@@ -116,6 +116,8 @@ def advise(
     if isinstance(noise, Unknown):
         noise_known = False
         desc = "unknown, " + ("independent between entries (separable)" if noise.separable else "possibly correlated")
+    elif isinstance(noise, Estimate):
+        desc = f"to be estimated from the measurements ({' or '.join(c.__name__ for c in _noise_classes(noise))})"
     else:
         desc = "none (noiseless)" if noise is None else repr(noise) + ("" if noise_known else ", parameters not trusted")
     advice = Advice(name, desc, single, family)
@@ -146,6 +148,14 @@ def advise(
     return advice
 
 
+def _noise_classes(noise) -> tuple[type, ...]:
+    """The noise model classes ``noise`` stands for: its own, or those an :class:`~selfinv.noise.Estimate` may
+    resolve to (known after estimation)."""
+    if isinstance(noise, Estimate):
+        return {"gaussian": (Gaussian,), "poisson_gaussian": (PoissonGaussian,)}.get(noise.model, (Gaussian, PoissonGaussian))
+    return (type(noise),)
+
+
 def _verdict(name: str, info: LossInfo, physics, denoising, injective, family, good_transforms, pairs, noise_known) -> Verdict:
     """One loss's verdict, from its :class:`~selfinv.losses.LossInfo` and the identifiability facts only
     (``name`` only labels the verdict)."""
@@ -171,9 +181,10 @@ def _verdict(name: str, info: LossInfo, physics, denoising, injective, family, g
     elif info.noise_models is not None:
         if noise is None:
             return Verdict(name, False, "needs a noise model in physics.noise")
-        if not isinstance(noise, info.noise_models):
+        kinds = _noise_classes(noise)
+        if not any(issubclass(k, info.noise_models) for k in kinds):
             allowed = ", ".join(k.__name__ for k in info.noise_models)
-            return Verdict(name, False, f"supports {allowed} noise, not {type(noise).__name__}")
+            return Verdict(name, False, f"supports {allowed} noise, not {' or '.join(k.__name__ for k in kinds)}")
     if info.needs_operator_family:
         if family is None:
             return Verdict(name, False, "needs measurements through several operators (give the operator family)")

@@ -68,6 +68,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 import warnings
@@ -141,13 +142,14 @@ def tiled_apply(
     margin: int | None = None,
     align: int = 1,
 ) -> torch.Tensor:
-    """Apply ``fn`` to ``x`` (B, C, H, W) tile by tile and blend the tiles (see the module docstring).
+    """Apply ``fn`` to ``x`` (B, C, H, W), or volumes (B, C, D, H, W), tile by tile and blend the tiles (see the
+    module docstring; volumes are tiled along D, H and W alike, with cubes of ``tile`` voxels a side).
 
     Args:
         fn: image-to-image function (b, C, h, w) -> (b, C', h, w) (same h, w; C' may differ from C; real or
             complex), applied to the samples independently. Called on tiles of at most ``tile`` (+ ``align``
             - 1 for the last ones) pixels a side, ``batch_tiles * B`` at a time.
-        x: image batch (B, C, H, W), any H, W, real or complex; stays where it is.
+        x: image batch (B, C, H, W) or volume batch (B, C, D, H, W), any size, real or complex; stays where it is.
         tile: tile side in pixels.
         overlap: overlap of neighbouring tiles in pixels, ``0 <= overlap < tile``. The result equals
             ``fn(x)`` when fn's receptive-field radius is at most ``margin`` (default ``overlap // 2``).
@@ -161,13 +163,13 @@ def tiled_apply(
             ``depth`` poolings); ``tile - overlap`` is rounded down to a multiple of it (must stay >= align).
 
     Returns:
-        ``(B, C', H, W)`` on ``x.device``, with fn's output dtype.
+        ``(B, C', H, W)`` (``(B, C', D, H, W)``) on ``x.device``, with fn's output dtype.
     """
     if not callable(fn):
         raise ValueError(f"tiled_apply: fn must be callable, got {type(fn).__name__}")
-    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+    if not isinstance(x, torch.Tensor) or x.ndim not in (4, 5):
         got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"tiled_apply: x must be an image batch (B, C, H, W), got {got}")
+        raise ValueError(f"tiled_apply: x must be an image batch (B, C, H, W) or volumes (B, C, D, H, W), got {got}")
     if min(x.shape) < 1:
         raise ValueError(f"tiled_apply: x must not be empty, got shape {tuple(x.shape)}")
     for name, v in (("tile", tile), ("overlap", overlap), ("batch_tiles", batch_tiles), ("align", align)):
@@ -192,14 +194,14 @@ def tiled_apply(
     ramp = (tile - step) - 2 * margin
     device = x.device if device is None else torch.device(device)
 
-    B, C, H, W = x.shape
-    rtiles, ctiles = _axis_tiles(H, tile, step, align), _axis_tiles(W, tile, step, align)
-    rows, cols = _axis_windows(H, rtiles, ramp), _axis_windows(W, ctiles, ramp)
-    # tiles in row-major order: (row read range, col read range, row window, col window)
-    jobs = [(r, c, rw, cw) for r, rw in zip(rtiles, rows, strict=True) for c, cw in zip(ctiles, cols, strict=True)]
+    B, C, spatial = x.shape[0], x.shape[1], tuple(x.shape[2:])
+    axis_tiles = [_axis_tiles(n, tile, step, align) for n in spatial]
+    axis_windows = [_axis_windows(n, t, ramp) for n, t in zip(spatial, axis_tiles, strict=True)]
+    # tiles in row-major order: per job, each axis's (read range, (first, stop, window))
+    jobs = list(itertools.product(*[list(zip(t, w, strict=True)) for t, w in zip(axis_tiles, axis_windows, strict=True)]))
 
-    def shape(job) -> tuple[int, int]:
-        return job[0][1] - job[0][0], job[1][1] - job[1][0]
+    def shape(job) -> tuple[int, ...]:
+        return tuple(b - a for (a, b), _ in job)
 
     from tqdm.auto import tqdm
 
@@ -209,34 +211,36 @@ def tiled_apply(
         with torch.no_grad():
             i = 0
             while i < len(jobs):
-                th, tw = shape(jobs[i])
+                tshape = shape(jobs[i])
                 group = [jobs[i]]
-                while (
-                    len(group) < batch_tiles and i + len(group) < len(jobs) and shape(jobs[i + len(group)]) == (th, tw)
-                ):
+                while len(group) < batch_tiles and i + len(group) < len(jobs) and shape(jobs[i + len(group)]) == tshape:
                     group.append(jobs[i + len(group)])
-                buf = torch.empty((len(group) * B, C, th, tw), dtype=x.dtype, device=device)
-                for k, ((a0, a1), (b0, b1), _, _) in enumerate(group):
-                    buf[k * B : (k + 1) * B].copy_(x[:, :, a0:a1, b0:b1])
+                buf = torch.empty((len(group) * B, C, *tshape), dtype=x.dtype, device=device)
+                for k, job in enumerate(group):
+                    buf[k * B : (k + 1) * B].copy_(x[(slice(None), slice(None), *[slice(a, b) for (a, b), _ in job])])
                 y = fn(buf)
                 if (
                     not isinstance(y, torch.Tensor)
-                    or y.ndim != 4
+                    or y.ndim != buf.ndim
                     or y.shape[0] != buf.shape[0]
                     or y.shape[2:] != buf.shape[2:]
                 ):
                     got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+                    dims = "h, w" if len(spatial) == 2 else "d, h, w"
                     raise ValueError(
-                        f"tiled_apply: fn must map (b, C, h, w) to (b, C', h, w) with the same b, h, w; "
+                        f"tiled_apply: fn must map (b, C, {dims}) to (b, C', {dims}) with the same b, {dims}; "
                         f"got {tuple(buf.shape)} -> {got}"
                     )
                 if out is None:
-                    out = torch.zeros((B, y.shape[1], H, W), dtype=y.dtype, device=x.device)
+                    out = torch.zeros((B, y.shape[1], *spatial), dtype=y.dtype, device=x.device)
                 wdtype = y.real.dtype if y.is_complex() else y.dtype
-                for k, ((a0, _), (b0, _), (p0, p1, wr), (q0, q1, wc)) in enumerate(group):
-                    part = y[k * B : (k + 1) * B, :, p0 - a0 : p1 - a0, q0 - b0 : q1 - b0]
-                    w = (wr[:, None] * wc[None, :]).to(device=y.device, dtype=wdtype)
-                    out[:, :, p0:p1, q0:q1] += (part * w).to(out.device)
+                for k, job in enumerate(group):
+                    part = y[(slice(k * B, (k + 1) * B), slice(None), *[slice(p0 - a, p1 - a) for (a, _), (p0, p1, _) in job])]
+                    w = torch.ones((), dtype=torch.float64)
+                    for _, (_, _, wa) in job:  # the outer product of the axis windows
+                        w = w[..., None] * wa
+                    w = w.to(device=y.device, dtype=wdtype)
+                    out[(slice(None), slice(None), *[slice(p0, p1) for _, (p0, p1, _) in job])] += (part * w).to(out.device)
                 del buf, y
                 i += len(group)
                 bar.update(len(group))

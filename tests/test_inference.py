@@ -356,3 +356,19 @@ def test_memory_is_bounded_on_a_4096_image():
     assert out["largest"] == 512 * 512 and out["calls"] == 9 * 9
     assert out["extra_mib"] < 64 + 192, out  # output + < 192 MiB of tiles and temporaries (1 GiB allowed by spec)
     print(f"\n4096x4096 tiled: {out['seconds']:.2f} s ({16.78 / out['seconds']:.1f} MP/s), +{out['extra_mib']:.0f} MiB")
+
+
+def test_tiled_3d_equals_untiled_for_a_convolutional_network():
+    """Volumes: overlapping 3-D tiles, blended, equal the whole-volume result when the tiles' margin covers the
+    receptive field (a stack of two 3×3×3 convolutions: radius 2)."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv3d(1, 3, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv3d(3, 2, 3, padding=1)).double()
+    x = torch.randn(2, 1, 13, 18, 11, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    with torch.no_grad():
+        whole = net(x)
+    tiled = tiled_apply(net, x, tile=8, overlap=4, batch_tiles=3)
+    assert tiled.shape == (2, 2, 13, 18, 11)
+    torch.testing.assert_close(tiled, whole, rtol=0, atol=1e-12)
+    seams = tiled_apply(net, x, tile=8, overlap=2)  # margin 1 < radius 2: wrong voxels next to the cuts
+    assert not torch.allclose(seams, whole)

@@ -37,6 +37,11 @@ def check(
     cfg, advice = checked.cfg, checked.advice
     typer.echo(f"{config.name}: {cfg.physics.name}{checked.family}, images {'x'.join(map(str, checked.x_shape))} "
                "for the rank tests")
+    if checked.noise_estimate is not None:
+        typer.echo(checked.noise_estimate.summary())
+        enabled = checked.enabled_by_estimate
+        typer.echo("With this estimate, the losses that need the noise level apply: "
+                   + (", ".join(enabled) if enabled else "none") + ".")
     typer.echo(str(advice))
     names = [cfg.loss.name, *(t.name for t in cfg.loss.extra)]
     verdicts = [advice.verdict(n) for n in names if any(v.loss == n for v in advice.verdicts)]

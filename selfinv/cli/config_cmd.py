@@ -17,14 +17,16 @@ from selfinv.cli._errors import fail, guarded, note
 def config_init(
     task: Annotated[str, typer.Option("--task", help="denoising, inpainting, mri, ct, deblur, cs or demosaic.")],
     loss: Annotated[str | None, typer.Option("--loss", help="The loss (default: sure, plus an EI term for inpainting and MRI; rei for CT, deblur, cs, demosaic).")] = None,
+    measurements: Annotated[str | None, typer.Option("--measurements", help="Train on your measurements instead (denoising): "
+                            "a folder, glob or file of raw frames; noise unknown, loss neighbor2neighbor unless --loss.")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here (refused if it exists); default: stdout.")] = None,
     version: VersionOption = False,
 ) -> None:
-    """Write a commented YAML config for a task that runs as is on the embedded photographs."""
+    """Write a commented YAML config for a task that runs as is on the embedded photographs (or on --measurements)."""
     from selfinv.cli.templates import render
     from selfinv.engine.files import write_text_new
 
-    text = render(task, loss)
+    text = render(task, loss, measurements)
     if output is None:
         typer.echo(text, nl=False)
         return

@@ -27,6 +27,8 @@ def reconstruct(
                              f"demosaicing); 0: never tile (default: {AUTO_TILE} above {AUTO_TILE_PIXELS // 1024 // 1024} Mpixel).")] = None,
     overlap: Annotated[int | None, typer.Option("--overlap", help="Overlap of neighbouring tiles in pixels, smaller than "
                                 f"--tile (default: {DEFAULT_OVERLAP}, at most half the tile).")] = None,
+    axes: Annotated[str | None, typer.Option("--axes", help="The layout of the input files, e.g. YX, TYX, ZYX, CYX (default: "
+                             "the training data's data.axes, else the files' metadata); outputs keep it.")] = None,
     device: Annotated[str | None, typer.Option("--device", help="cpu, cuda, mps (default: the best available).")] = None,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bars (default: when stderr is a terminal).")] = None,
     version: VersionOption = False,
@@ -52,4 +54,8 @@ def reconstruct(
         fail(f"{output}: exists and is not a folder; give an output folder")
     # plan every output first: nothing is written over an input or over an existing file
     plan = plan_outputs(inputs, output)
-    reconstruct_files(checkpoint, plan, output, mask, param, tile, overlap, device, show, log=note)
+    if axes is not None:
+        from selfinv.data.stacks import parse_axes
+
+        axes = parse_axes(axes, "--axes")
+    reconstruct_files(checkpoint, plan, output, mask, param, tile, overlap, device, show, log=note, axes=axes)

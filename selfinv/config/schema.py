@@ -49,6 +49,12 @@ def _auto_normalization(value: Any) -> Any:
     return "auto" if value is None else value
 
 
+def _axes(value: Any) -> Any:
+    from selfinv.data.stacks import parse_axes
+
+    return None if value is None else parse_axes(value, where=None)
+
+
 class DataConfig(StrictModel):
     """Where the training data come from, how they are cut, normalised and split."""
 
@@ -78,6 +84,10 @@ class DataConfig(StrictModel):
                                    "(denoising, inpainting, demosaicing); operators whose measurements cannot be cut "
                                    "(MRI k-space, sinograms, compressed sensing, blur) train on whole measurements and "
                                    "refuse an explicit patch_size")
+    patch_depth: int | None = Field(None, ge=2, description="3-D networks (model.backbone with spatial_dims 3, e.g. "
+                                    "unet3d; measurements are then whole volumes, one per file, (C, D, H, W)): the "
+                                    "D side of the random (patch_depth, patch_size, patch_size) patches (default: "
+                                    "patch_size); 2-D networks take the slices of a stack as separate images")
     patches_per_image: int = Field(4, ge=1, description="images: patches cut from each image (fixed). measurements: "
                                    "random patches per measurement and epoch (default: enough to cover each "
                                    "measurement once per epoch, (H x W) / patch_size²)")
@@ -100,7 +110,17 @@ class DataConfig(StrictModel):
         "[0, 1]; range: the file type's range (8-bit / 255, 16-bit / 65535, floats as they are); none; or "
         "{scale, offset}. Stored in checkpoints and undone on output")
     data_range: float = Field(1.0, gt=0, description="of the normalised images, for PSNR and SSIM")
-    pairs: bool = Field(False, description="simulate a second measurement y2 of each image (Noise2Noise)")
+    pairs: bool = Field(False, description="Noise2Noise pairs: images: simulate a second measurement y2 of each image; "
+                        "measurements: frames 2k and 2k+1 of each T stack (data.axes with T) are a measurement and "
+                        "its y2 (second measurements also come from data.pairs_path or a set's y2/)")
+    pairs_path: str | None = Field(None, description="measurements: second raw frames of the same fields of view as "
+                                   "the files of data.path (a folder, glob or file; Noise2Noise y2), matched by "
+                                   "identical file names, else in sorted order")
+    axes: Annotated[str | None, BeforeValidator(_axes)] = Field(
+        None, description="measurements: the layout of the files' arrays in tifffile's letters (YX, CYX, TYX, ZYX, "
+        "YXT, ...; default: the TIFF's metadata, else by dimension), checked against every file; T frames become "
+        "separate measurements (or pairs, data.pairs), Z slices a volume axis, C channels; outputs are written in "
+        "the same order")
     resample_noise_each_epoch: bool = Field(False, description="simulated data: new noise every epoch (turns any "
                                             "loss into Noise2Noise; off by default)")
 

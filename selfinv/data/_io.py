@@ -101,11 +101,20 @@ def _tiff_axes(axes: str) -> str:
     return "".join({"Y": "H", "X": "W", "S": "C", "C": "C"}.get(c, "D") for c in axes.upper())
 
 
+class AxesMismatch(ValueError):
+    """An axes string whose length is not the stored array's number of dimensions; ``shape`` (the stored
+    array's) and ``axes`` are kept so that a caller can word the error in its own terms (``data.axes``)."""
+
+    def __init__(self, path: Path, shape: tuple[int, ...], axes: str) -> None:
+        super().__init__(f"{path.name}: axes {axes!r} do not match the array's {len(shape)} dimensions (shape {shape})")
+        self.shape, self.axes = tuple(shape), axes
+
+
 def _to_dchw(path: Path, a: np.ndarray, axes: str) -> np.ndarray:
     """Rearrange ``a`` (labelled by ``axes`` over D, C, H, W) to (C, H, W) or (D, C, H, W)."""
     axes = axes.upper()
     if len(axes) != a.ndim:
-        raise _fail(path, f"axes {axes!r} do not match the array's {a.ndim} dimensions (shape {a.shape})")
+        raise AxesMismatch(path, a.shape, axes)
     if len(set(axes)) != len(axes) or not set(axes) <= set(AXES) or not {"H", "W"} <= set(axes):
         raise _fail(path, f"axes must be distinct letters among D, C, H, W including H and W, got {axes!r}")
     order = [axes.index(c) for c in AXES if c in axes]

@@ -110,11 +110,18 @@ def _tiff_tags(tif, page, file_axes: str) -> dict[str, Any]:
     own = next((d for d in map(_own_description, descriptions) if d), None)
     if own is not None and not tif.is_imagej:
         tags["description"] = own
+    if tif.is_imagej:  # written back as an ImageJ hyperstack (Fiji then sees T frames and Z slices as such)
+        meta = tif.imagej_metadata or {}
+        tags["imagej"] = {k: meta[k] for k in _IMAGEJ_KEPT if isinstance(meta.get(k), (int, float, str))}
     return tags
 
 
+#: ImageJ metadata written back (the physical unit, voxel depth, frame interval and display range)
+_IMAGEJ_KEPT = ("unit", "spacing", "finterval", "min", "max")
+
+
 def read_tiff(path: Path, axes: str | None = None) -> tuple[np.ndarray, ImageInfo]:
-    """A TIFF file, axes from its metadata (or ``axes``), with its tags in ``info.tags``."""
+    """A TIFF file, axes from its metadata (or ``axes``, over D, C, H, W), with its tags in ``info.tags``."""
     import tifffile
 
     def load():
@@ -150,6 +157,28 @@ def _same_layout(ours: str, theirs: str | None) -> bool:
     return mapped == _tiff_axes(ours) and len(set(mapped)) == len(mapped) and ("S" in theirs) == ("S" in ours)
 
 
+def _in_their_order(a: np.ndarray, data: np.ndarray, axes: str, theirs: str | None) -> tuple[np.ndarray, str]:
+    """``data`` (laid out as ``axes``) in the order of the source's axes letters ``theirs`` when they name the same
+    axes in another order (``YXT``, ``CYX`` of one channel); else unchanged."""
+    if not theirs or _same_layout(axes, theirs):
+        return data, theirs if _same_layout(axes, theirs) else axes
+    mapped = _tiff_axes(theirs)
+    if len(set(mapped)) != len(mapped):
+        return data, axes
+    full = ("ZCYX" if a.ndim == 4 else "CYX", a)  # (D, C, H, W) as it is, a channel axis of size 1 kept
+    for cand_axes, cand in ((axes, data), full):
+        ours = _tiff_axes(cand_axes)
+        if sorted(ours) == sorted(mapped) and cand.ndim == len(mapped):
+            return np.transpose(cand, [ours.index(c) for c in mapped]), theirs
+    return data, axes
+
+
+def _imagej_order(axes: str) -> bool:
+    """Whether ImageJ can hold these axes (letters of TZCYXS, in that order)."""
+    pos = ["TZCYXS".find(c) for c in axes]
+    return -1 not in pos and pos == sorted(pos) and axes.endswith(("YX", "YXS"))
+
+
 def tiff_bytes(path: Path, a: np.ndarray, tags: dict[str, Any] | None = None) -> bytes:
     """A real array (C, H, W) or (D, C, H, W) as TIFF (RGB as interleaved samples, stacks as pages) with ``tags``."""
     import tifffile
@@ -169,8 +198,13 @@ def tiff_bytes(path: Path, a: np.ndarray, tags: dict[str, Any] | None = None) ->
         data, axes = a, "ZCYX" if stack else "CYX"
         kwargs["photometric"] = "minisblack"
     tags = tags or {}
-    if _same_layout(axes, tags.get("axes")):
-        axes = tags["axes"]
+    data, axes = _in_their_order(a, data, axes, tags.get("axes"))
+    if "S" not in axes:
+        kwargs["photometric"] = "minisblack"
+    imagej = (tags.get("imagej") is not None and a.dtype in (np.uint8, np.uint16, np.float32) and _imagej_order(axes)
+              and ("S" not in axes or a.dtype == np.uint8))
+    if imagej:
+        kwargs["imagej"] = True
     if tags.get("resolution") is not None:
         kwargs["resolution"] = tuple(float(v) for v in tags["resolution"])
         unit = str(tags.get("resolution_unit") or "none").upper()
@@ -181,7 +215,8 @@ def tiff_bytes(path: Path, a: np.ndarray, tags: dict[str, Any] | None = None) ->
     _guard(
         path,
         "the TIFF file",
-        lambda: tifffile.imwrite(buf, np.ascontiguousarray(data), metadata={"axes": axes}, **kwargs),
+        lambda: tifffile.imwrite(buf, np.ascontiguousarray(data), metadata={"axes": axes, **(tags["imagej"] if imagej else {})},
+                                 **kwargs),
         action="write",
     )
     return buf.getvalue()

@@ -11,8 +11,10 @@
   ``None`` (one channel, or a generic array whose C nobody named);
 * format tags worth writing back (``tags``), for TIFF: ``resolution`` (x, y) pixels per unit,
   ``resolution_unit`` (``"inch"``, ``"centimeter"``, ...), ``description`` (the ImageDescription
-  the file's author wrote, not tifffile's or ImageJ's own metadata) and ``axes`` (the file's axes
-  letters, e.g. ``"ZYX"``, ``"TYX"``, ``"YXS"``);
+  the file's author wrote, not tifffile's or ImageJ's own metadata), ``axes`` (the file's axes
+  letters, e.g. ``"ZYX"``, ``"TYX"``, ``"YXS"``, or the ``data.axes`` it was read with; written back in
+  that order) and, for ImageJ files, ``imagej`` (unit, spacing, frame interval, display range: written
+  back as an ImageJ hyperstack);
 * the file it came from (``source``), for DICOM: a writer copies that file's header.
 
 ``to_dict``/``from_dict`` give a JSON-ready dict; fields at their defaults are left out of it and

@@ -63,38 +63,54 @@ def _pair(size: int | Sequence[int], name: str) -> tuple[int, int]:
     return size  # type: ignore[return-value]
 
 
+def _sizes(size: int | Sequence[int], name: str) -> tuple[int, ...]:
+    """(h, w) from an int or (h, w); (d, h, w) volumes pass through."""
+    if isinstance(size, Sequence) and len(size) == 3:
+        out = tuple(int(s) for s in size)
+        if min(out) < 1:
+            raise ValueError(f"{name} must have positive entries, got {out}")
+        return out
+    return _pair(size, name)
+
+
 def random_positions(
-    image_size: tuple[int, int] | torch.Tensor,
-    patch_size: int | tuple[int, int],
+    image_size: tuple[int, ...] | torch.Tensor,
+    patch_size: int | tuple[int, ...],
     n: int | None = None,
     generator: torch.Generator | None = None,
     align: int = 1,
 ) -> torch.Tensor:
-    """Uniformly random top-left corners of crops, as an (n, 2) long tensor of (top, left).
+    """Uniformly random corners of crops, as an (n, 2) long tensor of (top, left), or (n, 3) of (front, top,
+    left) for (d, h, w) crops of volumes.
 
     Args:
-        image_size: (H, W) shared by all crops, or an (n, 2) tensor with one image size per crop.
-        patch_size: (h, w) or an int.
+        image_size: (H, W) (or (D, H, W)) shared by all crops, or an (n, 2) (or (n, 3)) tensor with one size per crop.
+        patch_size: (h, w), (d, h, w) or an int (a square).
         n: number of crops (only with a shared image size).
-        generator: the source of randomness (one float64 draw of shape (n, 2)).
+        generator: the source of randomness (one float64 draw of shape (n, 2) or (n, 3)).
         align: corners are multiples of ``align`` (2 keeps the phase of a Bayer pattern).
     """
-    ph, pw = _pair(patch_size, "patch_size")
+    patch = _sizes(patch_size, "patch_size")
+    k = len(patch)
     if isinstance(image_size, torch.Tensor):
-        sizes = image_size.to(torch.long).reshape(-1, 2)
+        sizes = image_size.to(torch.long).reshape(-1, k)
         if n is not None and n != sizes.shape[0]:
             raise ValueError(f"random_positions: n={n} but {sizes.shape[0]} image sizes were given")
         n = sizes.shape[0]
     else:
         if n is None:
             raise ValueError("random_positions: n is required with a single image size")
-        sizes = torch.tensor([_pair(image_size, "image_size")], dtype=torch.long).expand(n, 2)
-    small = (sizes[:, 0] < ph) | (sizes[:, 1] < pw)
+        shared = _sizes(image_size, "image_size")
+        if len(shared) != k:
+            raise ValueError(f"random_positions: a {len(shared)}-D image size {shared} for {k}-D patches {patch}")
+        sizes = torch.tensor([shared], dtype=torch.long).expand(n, k)
+    p = torch.tensor(patch, dtype=torch.long)
+    small = (sizes < p).any(1)
     if bool(small.any()):
         bad = tuple(sizes[small][0].tolist())
-        raise ValueError(f"random_positions: patch {ph}x{pw} is larger than an image of size {bad}")
-    slots = torch.stack([(sizes[:, 0] - ph) // align + 1, (sizes[:, 1] - pw) // align + 1], dim=1)
-    u = _random.rand((n, 2), generator=generator, dtype=torch.float64, device=torch.device("cpu"))
+        raise ValueError(f"random_positions: patch {'x'.join(map(str, patch))} is larger than an image of size {bad}")
+    slots = (sizes - p) // align + 1
+    u = _random.rand((n, k), generator=generator, dtype=torch.float64, device=torch.device("cpu"))
     return (u * slots).floor().long().clamp_max(slots - 1) * align
 
 
@@ -191,18 +207,20 @@ class RandomPatches(DatasetView):
     :class:`~selfinv.data.datasets.SimulatedDataset` the noise at each pixel never changes, only the
     window does.
 
+    Volumes: with a (d, h, w) ``patch_size`` the items are volumes (C, D, H, W) and the crops (C, d, h, w).
+
     Args:
         dataset: a :class:`~selfinv.data.datasets.SimulatedDataset` or
             :class:`~selfinv.data.datasets.MeasurementDataset` (or a split of one) whose y, x and y2
-            are on the same (H, W) grid.
-        patch_size: (h, w) or an int.
+            are on the same (H, W) grid (or (D, H, W) grid).
+        patch_size: (h, w), an int (a square), or (d, h, w) for volumes.
         patches_per_item: crops per item and epoch.
         seed: base seed of the crop positions.
     """
 
     def __init__(self, dataset, patch_size: int | tuple[int, int], patches_per_item: int = 1, seed: int = 0) -> None:
         self.dataset = dataset
-        self.patch_size = _pair(patch_size, "RandomPatches: patch_size")
+        self.patch_size = _sizes(patch_size, "RandomPatches: patch_size")
         if patches_per_item < 1:
             raise ValueError(f"RandomPatches: patches_per_item must be >= 1, got {patches_per_item}")
         self.patches_per_item = int(patches_per_item)
@@ -216,12 +234,15 @@ class RandomPatches(DatasetView):
                 "truth before simulating instead: SimulatedDataset(..., patch_size=...)"
             )
         first = dataset[0]
-        self.image_size = tuple(first.y.shape[-2:])
+        k = len(self.patch_size)
+        if first.y.ndim < k + 1:
+            raise ValueError(f"RandomPatches: {k}-D patches of items of shape {tuple(first.y.shape)}; volumes are (C, D, H, W)")
+        self.image_size = tuple(first.y.shape[-k:])
         for name, t in (("x", first.x), ("y2", first.y2)):
-            if t is not None and tuple(t.shape[-2:]) != self.image_size:
+            if t is not None and tuple(t.shape[-k:]) != self.image_size:
                 raise ValueError(f"RandomPatches: y is {self.image_size} but {name} is {tuple(t.shape[-2:])}; they must share the grid")
         # shared parameters on the image grid become per-crop parameters
-        self._shared = shared_on_grid(template, self.image_size, exclude=first.params)
+        self._shared = shared_on_grid(template, self.image_size, exclude=first.params) if k == 2 else {}
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
@@ -235,22 +256,22 @@ class RandomPatches(DatasetView):
     def __len__(self) -> int:
         return len(self.dataset) * self.patches_per_item
 
-    def _crop(self, t: torch.Tensor | None, top: int, left: int) -> torch.Tensor | None:
+    def _crop(self, t: torch.Tensor | None, corner: tuple[int, ...]) -> torch.Tensor | None:
         if t is None:
             return None
-        ph, pw = self.patch_size
-        return t[..., top : top + ph, left : left + pw]
+        return t[(..., *[slice(c, c + p) for c, p in zip(corner, self.patch_size, strict=True)])]
 
     def __getitem__(self, j: int) -> Sample:
         if not 0 <= j < len(self):
             raise IndexError(f"RandomPatches: index {j} out of range for {len(self)} patches")
         s = self.dataset[j // self.patches_per_item]
-        top, left = (int(v) for v in self.positions[j])
+        corner = tuple(int(v) for v in self.positions[j])
+        k = len(corner)
         params = {}
         for name, p in {**s.params, **self._shared}.items():
-            on_grid = p.ndim >= 2 and tuple(p.shape[-2:]) == self.image_size
-            params[name] = self._crop(p, top, left) if on_grid else p
-        return Sample(self._crop(s.y, top, left), self._crop(s.x, top, left), self._crop(s.y2, top, left), params, j)
+            on_grid = p.ndim >= k and tuple(p.shape[-k:]) == self.image_size
+            params[name] = self._crop(p, corner) if on_grid else p
+        return Sample(self._crop(s.y, corner), self._crop(s.x, corner), self._crop(s.y2, corner), params, j)
 
     @property
     def groups(self) -> torch.Tensor:

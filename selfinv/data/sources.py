@@ -6,7 +6,10 @@ r"""Measurement sets from the files users have, normalised so that networks and 
   ``y`` and per-sample parameters), or a folder with ``y/`` (and ``x/``, ``y2/``, one folder per parameter,
   ``meta.json``) — see :mod:`selfinv.data.datasets`;
 * image files holding y: a folder of them, a glob pattern (``raw/*.tif``), or one file; stacks give one
-  measurement per slice; ``key`` (or ``FILE:KEY``) chooses the array of an ``.h5``/``.npz``/``.mat`` file.
+  measurement per slice; ``key`` (or ``FILE:KEY``) chooses the array of an ``.h5``/``.npz``/``.mat`` file;
+  ``axes`` (``"TYX"``, ``"ZYX"``, ...) is checked against every file, second frames of the same fields of view
+  (``pairs``, or consecutive frames of T stacks with ``frame_pairs``) become y2 for Noise2Noise, and saturated
+  pixels of 8/16-bit files are reported (:mod:`~selfinv.data.stacks`).
 
 When the operator needs a mask and none is given (k-space or an image with missing pixels stored as zeros), the
 mask is taken from the zeros of y: an entry is acquired where any channel (coil) of y is non-zero
@@ -39,11 +42,12 @@ import numpy as np
 import torch
 
 from selfinv.data.datasets.format import holds_y, stored_normalization
-from selfinv.data.datasets.items import check_same_shape, file_normalization, read_slices
+from selfinv.data.datasets.items import check_same_shape, file_normalization
 from selfinv.data.datasets.measured import MeasurementDataset
 from selfinv.data.normalization import Normalization
 from selfinv.data.physics_params import MASK_FROM_ZEROS, mask_from_zeros, physics_from
 from selfinv.data.readers import ImageInfo, list_images, split_key
+from selfinv.data.stacks import match_pair_files, read_measurement_files
 
 __all__ = ["MASK_FROM_ZEROS", "auto_normalization", "load_measurements", "mask_from_zeros", "split_key"]
 
@@ -67,16 +71,19 @@ def auto_normalization(y: torch.Tensor, physics, infos: list[ImageInfo | None] |
         raise ValueError(f"{where}: the measurements do not fit the {type(op).__name__} operator: {e}") from None
 
 
-def _read_files(files: list[Path], key: str | None, where: str) -> tuple[list[np.ndarray], list[str], list[ImageInfo]]:
-    arrays, names, infos = [], [], []
-    for f in files:
-        slices, slice_names, info = read_slices(f, key)
-        arrays += slices
-        names += slice_names
-        infos += [info] * len(slices)
-    if not arrays:
-        raise ValueError(f"{where}: no measurements")
-    return arrays, names, infos
+def image_files(p: Path, text: str, where: str) -> list[Path]:
+    """The image files of a folder, a glob pattern (``text``) or one file; ``where`` names it in errors."""
+    if p.is_dir():
+        files = list_images(p)
+    elif any(c in text for c in "*?["):
+        files = list_images(text)
+    elif p.is_file():
+        files = [p]
+    else:
+        raise ValueError(f"{where}: no such file or folder ({p})")
+    if not files:
+        raise ValueError(f"{where}: holds no readable measurement files")
+    return files
 
 
 def _coil_check(infos: list[ImageInfo], physics_name: str | None, channels: int, where: str) -> None:
@@ -96,6 +103,9 @@ def load_measurements(
     key: str | None = None,
     noise=None,
     normalization: Normalization | str | None = "auto",
+    axes: str | None = None,
+    pairs: str | os.PathLike | None = None,
+    frame_pairs: bool = False,
 ):
     """A :class:`~selfinv.data.datasets.MeasurementDataset` from a measurement set or from image files (module
     docstring).
@@ -109,6 +119,12 @@ def load_measurements(
         noise: the noise model (default: the set's recorded one, else the operator's).
         normalization: ``"auto"`` (module docstring), ``"range"`` (the file type's range: 8-bit / 255, floats
             unchanged), ``"none"``, or a :class:`Normalization`. A set written by ``save`` is already normalised.
+        axes: image files: the layout of the stored arrays (``"TYX"``, ``"ZYX"``, ``"CYX"``, ...), checked
+            against every file (:mod:`~selfinv.data.stacks`).
+        pairs: image files: a folder, glob or file of second frames of the same fields of view (y2, Noise2Noise),
+            matched by name or else in sorted order.
+        frame_pairs: image files: frames 2k and 2k + 1 of each T stack are a measurement and its y2 (a measurement
+            set brings its own y2).
     """
     p, key = split_key(path, key)
     where = p.name or str(p)
@@ -120,6 +136,10 @@ def load_measurements(
     text = str(p)
     is_set = p.is_file() and key is None and p.suffix.lower() in (".npz", ".h5", ".hdf5") and holds_y(p)
     if (p.is_dir() and (p / "y").is_dir()) or is_set:
+        given = [n for n, v in (("axes", axes), ("pairs", pairs)) if v]
+        if given:  # frame_pairs: a set brings its own y2
+            raise ValueError(f"{where}: {' and '.join(given)} apply to image files; a measurement set "
+                             f"{'(a folder with y/) takes its pairs from y2/' if p.is_dir() else 'holds y2 itself'}")
         loader = MeasurementDataset.from_folder if p.is_dir() else MeasurementDataset.load
         stored = is_set and stored_normalization(p)
         ds = loader(p, physics=physics, noise=noise, normalization=None if stored else explicit)
@@ -128,19 +148,17 @@ def load_measurements(
         elif stored and explicit is not None and explicit.scale != ds.normalization.scale:
             _rescale(ds, Normalization(explicit.scale / ds.normalization.scale))  # into the given units (a model's)
         return ds
-    if p.is_dir():
-        files = list_images(p)
-    elif any(c in text for c in "*?["):
-        files = list_images(text)
-    elif p.is_file():
-        files = [p]
-    else:
-        raise ValueError(f"{where}: no such file or folder ({p})")
-    if not files:
-        raise ValueError(f"{where}: holds no readable measurement files")
-    arrays, names, infos = _read_files(files, key, where)
+    files = image_files(p, text, where)
+    pair_files = None
+    if pairs is not None:
+        q = Path(pairs)
+        pair_files = match_pair_files(files, image_files(q, str(pairs), q.name or str(q)))
+    arrays, arrays2, names, infos = read_measurement_files(files, key, axes, pair_files, frame_pairs, where)
+    if not arrays:
+        raise ValueError(f"{where}: no measurements")
     ts = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
     check_same_shape(names, ts, "measurements", "crop or pad them to one size, or use one data set per size")
+    y2 = None if arrays2 is None else [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays2]
     y = torch.stack(ts)
     name = physics if isinstance(physics, str) else getattr(physics, "__name__", None)
     _coil_check(infos, name, int(y.shape[1]) if y.ndim == 4 else 1, where)
@@ -150,7 +168,7 @@ def load_measurements(
     elif explicit is None:
         explicit = file_normalization(infos, names, "measurements", measurements=True)
     return MeasurementDataset(list(ts), op if noise is None or not _is_operator(physics) else op.with_noise(noise),
-                              normalization=explicit, names=names)
+                              y2=y2, normalization=explicit, names=names)
 
 
 def _is_operator(physics) -> bool:

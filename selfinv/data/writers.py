@@ -69,7 +69,15 @@ def _convert(path: Path, a: np.ndarray, like: ImageInfo | None) -> np.ndarray:
         lo, hi = like.data_range
         info = np.iinfo(target)
         lo, hi = max(lo, info.min), min(hi, info.max)
-        return np.clip(np.rint(a.astype(np.float64)), lo, hi).astype(target)
+        r = np.rint(a.astype(np.float64))
+        below, above = int(np.count_nonzero(r < lo)), int(np.count_nonzero(r > hi))
+        if below or above:
+            import warnings
+
+            warnings.warn(f"{path.name}: {below + above} of {a.size} values ({100 * (below + above) / a.size:.2g} %) fell "
+                          f"outside the {target} range [{lo:g}, {hi:g}] ({below} below, {above} above) and were clipped to it",
+                          stacklevel=4)
+        return np.clip(r, lo, hi).astype(target)
     if target.kind == "f" and a.dtype.kind == "c":
         raise _fail(path, f"cannot write complex data as {target}; take .real or abs() first")
     return a.astype(target)
@@ -110,7 +118,8 @@ def write_image(path: PathLike, array, like: ImageInfo | None = None, *, overwri
     """Write ``array`` ((H, W), (C, H, W) or (D, C, H, W), numpy or torch) as PNG, TIFF, NPY or DICOM.
 
     With ``like`` the values are converted to ``like.dtype``: integers are rounded and clipped to
-    ``like.data_range`` (denormalise first, see :class:`~selfinv.data.normalization.Normalization`);
+    ``like.data_range``, with a warning that counts the values clipped (denormalise first, see
+    :class:`~selfinv.data.normalization.Normalization`);
     without it the array's dtype is kept. TIFF also gets ``like``'s tags; DICOM needs ``like`` from a
     DICOM file and is written with its header (module docstring).
 

@@ -12,7 +12,9 @@ from selfinv.config import Config, ConfigError
 from selfinv.engine.data import build_data
 from selfinv.engine.images import image_channels
 from selfinv.engine.model_builders import build_transform, transforms_of
+from selfinv.engine.noise_estimate import placeholder
 from selfinv.engine.physics_builders import build_noise, build_physics
+from selfinv.losses import LOSSES
 
 __all__ = ["ConfigAdvice", "applicable_losses", "config_advice"]
 
@@ -25,6 +27,16 @@ class ConfigAdvice:
     advice: Advice
     x_shape: tuple[int, int, int]  # the image shape of the rank tests
     family: str  # the operator family tested, as words to append to the physics name ("" for one operator)
+    noise_estimate: Any = None  # noise: {name: estimate}: the estimate (selfinv.engine.noise_estimate.NoiseEstimate)
+
+    @property
+    def enabled_by_estimate(self) -> list[str]:
+        """With an estimated noise: the applicable losses that need the noise level (their facts do not tolerate
+        unknown noise), i.e. those the estimate makes usable."""
+        if self.noise_estimate is None:
+            return []
+        return [v.loss for v in self.advice.verdicts if v.applicable and LOSSES[v.loss].example().info.noise_models
+                is not None and not LOSSES[v.loss].example().info.unknown_separable_noise]
 
 
 def _finite(t, shape) -> bool:
@@ -41,13 +53,15 @@ def config_advice(cfg: Config, size: int | None = None, transforms: Sequence[Any
     ``min(patch_size, 32)``, 16 for tomography, whose test is slow) or a measurement set's own operators (the
     first 32), the transforms of its losses and ``transforms`` (descriptions for
     :func:`~selfinv.engine.model_builders.build_transform`, named ``--transform[i]``). Transforms without a
-    finite list of elements are skipped (``on_skipped(transform)``)."""
+    finite list of elements are skipped (``on_skipped(transform)``). With ``noise: {name: estimate}`` the noise is
+    estimated from the training measurements (simulated ones for simulated data) and the advice is for it."""
     built = transforms_of(cfg)
     for i, t in enumerate(transforms):
         built.append(build_transform(t, f"--transform[{i}]"))
+    estimated = None
     if cfg.data.source == "measurements":
         data = build_data(cfg)
-        cfg, op, x_shape = data.cfg, data.physics, data.img_shape
+        cfg, op, x_shape, estimated = data.cfg, data.physics, data.img_shape, data.noise_estimate
         ds = data.dataset
         # per-sample operators in the file: the family is the first (up to) 32 of them
         sampler = ds.make_physics({k: v[:32] for k, v in ds.params.items()}) if ds.params else None
@@ -56,6 +70,9 @@ def config_advice(cfg: Config, size: int | None = None, transforms: Sequence[Any
         if n < 4:
             raise ConfigError("check: --size must be >= 4")
         x_shape = (image_channels(cfg), n, n)
+        if placeholder(build_noise(cfg)) is not None:  # noise: estimate, from the simulated measurements
+            data = build_data(cfg)
+            cfg, estimated = data.cfg, data.noise_estimate
         op, sampler = build_physics(cfg, x_shape, build_noise(cfg))
     usable, seen = [], set()
     for t in built:
@@ -67,7 +84,8 @@ def config_advice(cfg: Config, size: int | None = None, transforms: Sequence[Any
         elif on_skipped is not None:
             on_skipped(t)
     fixed_family = sampler is not None and not callable(getattr(sampler, "sample", None))  # a measurement set's operators
-    advice = advise(op, sampler=sampler, transforms=usable, pairs=cfg.data.pairs, noise_known=not noise_unknown,
+    pairs = cfg.data.pairs or cfg.data.pairs_path is not None  # simulated, or second frames from files
+    advice = advise(op, sampler=sampler, transforms=usable, pairs=pairs, noise_known=not noise_unknown,
                     x_shape=tuple(x_shape), **({"n_operators": None} if fixed_family else {}))
     if fixed_family:
         family = f" with the measurement set's {sampler.batch_size} operators"
@@ -75,7 +93,7 @@ def config_advice(cfg: Config, size: int | None = None, transforms: Sequence[Any
         family = f" with per-sample operators ({cfg.physics.sampler.name})"
     else:
         family = ""
-    return ConfigAdvice(cfg, advice, tuple(x_shape), family)
+    return ConfigAdvice(cfg, advice, tuple(x_shape), family, estimated)
 
 
 def applicable_losses(cfg: Config) -> list[str]:

@@ -24,11 +24,11 @@ __all__ = ["Experiment", "build_experiment"]
 class Experiment:
     """Everything a run needs, built from a :class:`Config`."""
 
-    cfg: Config  # resolved (wrapper "auto" replaced, the measurement set's noise filled in)
+    cfg: Config  # resolved (wrapper "auto" replaced, the measurement set's or the estimated noise filled in)
     dataset: Any  # the full data set (SimulatedDataset or MeasurementDataset)
     train: Any
     val: Any
-    img_shape: tuple[int, int, int]  # (C, H, W) of one image x
+    img_shape: tuple[int, ...]  # (C, H, W) of one image x; (C, D, H, W) of a volume (3-D networks)
     is_complex: bool
     normalization: Any  # selfinv.data.Normalization
     physics: Any  # a template operator with its noise (one sample)
@@ -36,11 +36,12 @@ class Experiment:
     model: torch.nn.Module
     loss: Loss
     normalization_mode: str = "explicit"  # how the normalisation was chosen: auto, range, none or explicit
+    noise_estimate: Any = None  # noise: {name: estimate}: the estimate (selfinv.engine.noise_estimate.NoiseEstimate)
 
     @property
     def data_info(self) -> dict[str, Any]:
-        c, h, w = self.img_shape
-        return {"channels": c, "complex": self.is_complex, "img_size": [h, w], "normalization_mode": self.normalization_mode}
+        c, *size = self.img_shape  # (H, W), or (D, H, W) for volumes
+        return {"channels": c, "complex": self.is_complex, "img_size": list(size), "normalization_mode": self.normalization_mode}
 
 
 def build_experiment(cfg: Config) -> Experiment:
@@ -59,4 +60,4 @@ def build_experiment(cfg: Config) -> Experiment:
     model = build_model(cfg, data.img_shape[0], data.is_complex)
     loss = build_loss(cfg, data.sampler, data.img_shape)
     return Experiment(cfg, data.dataset, train, val, data.img_shape, data.is_complex, data.normalization, data.physics,
-                      data.sampler, model, loss, mode)
+                      data.sampler, model, loss, mode, data.noise_estimate)

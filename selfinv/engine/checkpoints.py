@@ -34,9 +34,9 @@ class Restored:
     data_stats: dict[str, float] | None = None  # of the training measurements; None for older checkpoints
 
     @property
-    def img_shape(self) -> tuple[int, int, int]:
-        h, w = self.data_info["img_size"]
-        return int(self.data_info["channels"]), int(h), int(w)
+    def img_shape(self) -> tuple[int, ...]:
+        """(C, H, W) of the training images, or (C, D, H, W) of the training volumes (3-D networks)."""
+        return int(self.data_info["channels"]), *(int(s) for s in self.data_info["img_size"])
 
     def estimator(self):
         self.model.eval()
@@ -69,7 +69,8 @@ def restore(path: str | Path, device: str | None = None) -> Restored:
     except ConfigError as e:
         raise ValueError(f"{path.name}: its stored configuration does not fit this selfinv version ({e})") from None
     info = ckpt["data_info"]
-    c, (h, w) = int(info["channels"]), info["img_size"]
+    shape = (int(info["channels"]), *(int(v) for v in info["img_size"]))
+    c = shape[0]
     model = build_model(cfg, c, bool(info["complex"]))
     try:
         model.load_state_dict(ckpt["model"])
@@ -82,8 +83,8 @@ def restore(path: str | Path, device: str | None = None) -> Restored:
         ) from None
     sampler = None
     if cfg.physics.sampler is not None:
-        _, sampler = build_physics(cfg, (c, h, w), build_noise(cfg))
-    loss = build_loss(cfg, sampler, (c, h, w))
+        _, sampler = build_physics(cfg, shape, build_noise(cfg))
+    loss = build_loss(cfg, sampler, shape)
     try:
         loss.load_state_dict(ckpt.get("loss", {}))
     except RuntimeError:

@@ -8,6 +8,7 @@ validation data; :func:`build_test_set` gives the evaluation data in the model's
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,9 @@ import torch
 from selfinv.config import Config, ConfigError, parse_config
 from selfinv.engine.images import ground_truth, simulate
 from selfinv.engine.measurements import config_measurements
+from selfinv.engine.noise_estimate import data_with_estimated_noise, placeholder
 from selfinv.engine.physics_builders import build_noise, build_sampler, fbp_init
+from selfinv.models.registry import spatial_dims
 from selfinv.noise import describe as describe_noise
 
 __all__ = ["Data", "absolute_paths", "build_data", "build_test_set", "split_data"]
@@ -31,10 +34,11 @@ class Data:
     cfg: Config  # resolved: the normalisation used, the measurement set's noise and patching filled in
     dataset: Any  # the full data set (SimulatedDataset or MeasurementDataset)
     physics: Any  # a template operator with its noise (one sample)
-    img_shape: tuple[int, int, int]  # (C, H, W) of one image x
+    img_shape: tuple[int, ...]  # (C, H, W) of one image x; (C, D, H, W) of one volume (3-D networks)
     is_complex: bool
     normalization: Any  # selfinv.data.Normalization
     sampler: Any | None  # per-sample operators (or, for measurements, the family the losses draw from)
+    noise_estimate: Any = None  # noise: {name: estimate}: what was estimated (selfinv.engine.noise_estimate)
 
 
 def absolute_paths(cfg: Config) -> Config:
@@ -102,17 +106,43 @@ def _range_warning(ds, op, where: str) -> None:
                       "scale)", stacklevel=3)
 
 
-def build_data(cfg: Config) -> Data:
+def _patch_depth(cfg: Config, y: torch.Tensor, patch: int | None) -> int | None:
+    """The D side of the patches of volumes y (N, C, D, H, W): ``data.patch_depth``, default ``patch_size``
+    capped at the volumes' depth; None for images or whole measurements."""
+    if y.ndim != 5 or patch is None:
+        return None
+    depth = cfg.data.patch_depth if cfg.data.patch_depth is not None else min(patch, int(y.shape[2]))
+    if depth > y.shape[2]:
+        raise ConfigError(f"config: data.patch_depth = {depth} is larger than the volumes' depth ({y.shape[2]} "
+                          "slices); lower it")
+    return depth
+
+
+def patch_shape(d) -> int | tuple[int, int, int] | None:
+    """The patches of a resolved data section: ``patch_size`` (a square), (patch_depth, patch_size, patch_size)
+    for volumes, or None."""
+    if d.patch_size is None or d.patch_depth is None:
+        return d.patch_size
+    return (d.patch_depth, d.patch_size, d.patch_size)
+
+
+def build_data(cfg: Config, estimate_noise: bool = True) -> Data:
     """The data set of a config for training, its template operator, image shape, normalisation and sampler.
 
     The resolved config (``Data.cfg``) records what was used: the normalisation as ``{scale, offset}``,
     ``patch_size: null`` for measurements that cannot be cut into patches, the measurement set's noise model when
-    the config has none."""
+    the config has none, and the estimated noise model for ``noise: {name: estimate}`` (read off the training
+    measurements, :mod:`selfinv.engine.noise_estimate`; ``estimate_noise=False`` keeps the placeholder)."""
     from selfinv.data import crop_alignment
 
+    if estimate_noise and placeholder(build_noise(cfg)) is not None:
+        return data_with_estimated_noise(cfg, lambda c: build_data(c, estimate_noise=False))
     noise = build_noise(cfg)
     d = cfg.data
     explicit = set(d.model_fields_set)  # keys the user wrote (defaults adapt to measurement sets)
+    if spatial_dims(cfg.model.backbone.name) == 3 and d.source != "measurements":
+        raise ConfigError(f"config: model.backbone {cfg.model.backbone.name} is a 3-D network: it trains on volumes "
+                          "from data.source: measurements (ZYX stacks); use a 2-D backbone for images")
     if d.source == "measurements":
         if d.true_noise is not None:
             raise ConfigError("config: data.true_noise is for simulated data (data.source embedded or images)")
@@ -136,10 +166,12 @@ def build_data(cfg: Config) -> Data:
         elif patch is not None and min(ds.y.shape[-2:]) < patch:
             raise ConfigError(f"config: data.patch_size = {patch} is larger than the measurements "
                               f"({ds.y.shape[-2]}x{ds.y.shape[-1]}); lower it, or null for whole measurements")
+        depth = _patch_depth(cfg, ds.y, patch)
         per_image = d.patches_per_image
         if patch is not None and "patches_per_image" not in explicit:  # an epoch covers every pixel once
-            per_image = max(per_image, round(ds.y.shape[-2] * ds.y.shape[-1] / patch**2))
-        cfg = _resolved(cfg, patch_size=patch, patches_per_image=per_image, normalization=ds.normalization.to_dict())
+            per_image = max(per_image, round(math.prod(ds.y.shape[2:]) / (patch**2 * (depth or 1))))
+        cfg = _resolved(cfg, patch_size=patch, patch_depth=depth, patches_per_image=per_image,
+                        normalization=ds.normalization.to_dict())
         _range_warning(ds, op, "data.path")
         return Data(cfg, ds, op, img_shape, measured.is_complex, ds.normalization, sampler)
     imgs, names, norm = ground_truth(cfg, test=False)
@@ -176,7 +208,7 @@ def split_data(cfg: Config, ds) -> tuple[Any, Any]:
         else:
             train, val = split(ds, d.val_fraction, seed=cfg.seed)
         if d.source == "measurements" and d.patch_size is not None:
-            train = RandomPatches(train, d.patch_size, d.patches_per_image, seed=cfg.seed)
+            train = RandomPatches(train, patch_shape(d), d.patches_per_image, seed=cfg.seed)
     except ValueError as e:
         raise ConfigError(f"config: data: {e}") from None
     return train, val

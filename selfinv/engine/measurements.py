@@ -15,6 +15,7 @@ from typing import Any
 
 from selfinv.config import Config, ConfigError, registry_fields
 from selfinv.engine.physics_builders import build_noise, operator_arguments, size_arguments, takes_image_size
+from selfinv.models.registry import spatial_dims
 from selfinv.physics import OPERATORS
 
 __all__ = ["Measurements", "config_measurements", "measurement_set"]
@@ -26,7 +27,7 @@ class Measurements:
 
     dataset: Any  # selfinv.data.MeasurementDataset
     physics: Any  # the operator of the first measurement
-    x_shape: tuple[int, int, int]  # (C, H, W) of A^H y
+    x_shape: tuple[int, ...]  # (C, H, W) of A^H y; (C, D, H, W) for volumes (3-D networks)
     is_complex: bool
 
 
@@ -69,22 +70,49 @@ def _normalization_arg(cfg: Config):
     return norm if isinstance(norm, str) else Normalization(**norm.model_dump())
 
 
+def _is_measurement_set(path, key: str | None) -> bool:
+    """A set written by ``save`` (a folder with y/, an .npz/.h5 holding y) rather than image files."""
+    from selfinv.data.datasets.format import holds_y
+    from selfinv.data.sources import split_key
+
+    p, key = split_key(path, key)
+    if p.is_dir():
+        return (p / "y").is_dir()
+    return p.is_file() and key is None and p.suffix.lower() in (".npz", ".h5", ".hdf5") and holds_y(p)
+
+
 def measurement_set(cfg: Config, path: str | Path, noise=None, img_shape=None, normalization=None,
-                    where: str = "data") -> Measurements:
+                    where: str = "data", pairs: bool = False, with_axes: bool = True) -> Measurements:
     """A :class:`~selfinv.data.MeasurementDataset` with the config's operator, from any source
     :func:`selfinv.data.sources.load_measurements` reads (a measurement set, a folder with ``y/``, image files).
 
     ``noise`` replaces the file's noise model (None: the file's, else the config's); ``img_shape`` (C, H, W)
     sizes operators that need it (tomography, compressed sensing); ``normalization`` defaults to
     ``data.normalization`` (a trained model passes its own). The operator is checked against the first
-    measurement (real/complex, shapes, channels).
+    measurement (real/complex, shapes, channels). Image files are read with ``data.axes`` (unless not
+    ``with_axes``); with ``pairs`` their second measurements come from ``data.pairs_path`` or, with
+    ``data.pairs``, from the frames of T stacks (a measurement set brings its own y2).
     """
     from selfinv.data.sources import load_measurements, split_key
 
+    d = cfg.data
     factory = _physics_factory(cfg, img_shape, build_noise(cfg))
     p, _ = split_key(path)
-    ds = load_measurements(path, factory, key=cfg.data.key, noise=noise,
-                           normalization=_normalization_arg(cfg) if normalization is None else normalization)
+    volumes = spatial_dims(cfg.model.backbone.name) == 3  # a 3-D network: one volume (C, D, H, W) per file
+    if volumes and not _is_measurement_set(path, d.key):
+        from selfinv.data.volumes import load_volumes
+
+        ds = load_volumes(path, factory, key=d.key, noise=noise, axes=d.axes if with_axes else None,
+                          normalization=_normalization_arg(cfg) if normalization is None else normalization,
+                          pairs=d.pairs_path if pairs else None)
+    else:
+        ds = load_measurements(path, factory, key=d.key, noise=noise,
+                               normalization=_normalization_arg(cfg) if normalization is None else normalization,
+                               axes=d.axes if with_axes else None, pairs=d.pairs_path if pairs else None,
+                               frame_pairs=pairs and d.pairs and d.pairs_path is None and d.axes is not None and "T" in d.axes)
+    if pairs and d.pairs and ds.y2 is None:
+        raise ValueError(f"{p.name}: data.pairs is true but the measurements have no second frames; give "
+                         "data.pairs_path, a folder with y/ and y2/, or T stacks with data.axes (e.g. TYX)")
     op = ds.make_physics({k: v[:1] for k, v in ds.params.items()})
     try:
         x0 = op.A_adjoint(ds.y[:1])  # checks that the operator fits the data (real/complex, shapes, channels)
@@ -92,7 +120,10 @@ def measurement_set(cfg: Config, path: str | Path, noise=None, img_shape=None, n
         raise ValueError(f"{p.name}: the measurements do not fit the {cfg.physics.name} operator: {e}") from None
     if ds.x is not None and tuple(ds.x.shape[1:]) != tuple(x0.shape[1:]):
         raise ValueError(f"{p.name}: x has shape {tuple(ds.x.shape[1:])} but A^H y has {tuple(x0.shape[1:])}")
-    if x0.ndim != 4:
+    if volumes and x0.ndim != 5:
+        raise ValueError(f"{p.name}: model.backbone {cfg.model.backbone.name} is a 3-D network and needs volumes "
+                         f"(C, D, H, W), got measurements of shape {tuple(x0.shape[1:])}; use a 2-D backbone")
+    if not volumes and x0.ndim != 4:
         raise ValueError(f"{p.name}: the images A^H y must be (C, H, W), got {tuple(x0.shape[1:])}; set {where}.img_size")
     return Measurements(ds, op, tuple(int(s) for s in x0.shape[1:]), bool(x0.is_complex()))
 
@@ -109,7 +140,7 @@ def config_measurements(cfg: Config, path: str | None, noise, where: str) -> Mea
             raise ConfigError("config: data.img_size must be N, [H, W] or [C, H, W]")
         hint = tuple(d.img_size) if len(d.img_size) == 3 else (1, *d.img_size)
     try:
-        return measurement_set(cfg, path, noise=noise, img_shape=hint)
+        return measurement_set(cfg, path, noise=noise, img_shape=hint, pairs=where == "data.path")
     except ValueError as e:
         if isinstance(e, ConfigError):
             raise

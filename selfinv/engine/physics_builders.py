@@ -97,7 +97,7 @@ def _tensor_arguments(cls: type, params: dict, where: str) -> dict:
 def size_arguments(cls: type, img_shape: tuple[int, int, int], seed: int) -> dict:
     """The size arguments (:data:`selfinv.config.registry.SIZE_ARGS`) that ``cls`` takes, for images of
     ``img_shape`` (C, H, W), and a generator seeded with ``seed`` when it takes one."""
-    c, h, w = img_shape
+    c, h, w = img_shape[0], *img_shape[-2:]  # volumes (C, D, H, W): the operators that take a size are 2-D
     sig = init_parameters(cls)
     values = {"img_size": (h, w), "img_shape": (c, h, w), "in_shape": (c, h, w)}
     out = {k: v for k, v in values.items() if k in sig}

@@ -37,6 +37,9 @@ DEFAULT_OVERLAP = 32
 #: images with more pixels than this are tiled by default (local operators)
 AUTO_TILE_PIXELS = 1024 * 1024
 AUTO_TILE = 512
+#: volumes (3-D networks) with more voxels than this are tiled by default, in cubes of AUTO_TILE_3D voxels
+AUTO_TILE_VOXELS = 160**3
+AUTO_TILE_3D = 128
 
 
 def _stderr(line: str) -> None:
@@ -114,7 +117,7 @@ def input_physics(restored, y, params: dict, where: str):
 
     cfg = restored.cfg
     cls = OPERATORS[cfg.physics.name]
-    c, h, w = restored.img_shape
+    c, h, w = restored.img_shape[0], *restored.img_shape[-2:]  # volumes (C, D, H, W): their (H, W)
     x_shape = (c, h, w) if takes_image_size(cls) else (c, int(y.shape[-2]), int(y.shape[-1]))
     args = {**operator_arguments(cfg), **size_arguments(cls, x_shape, cfg.seed), **params}
     needed = [n for n in getattr(cls, "_per_sample", ()) if n not in args]
@@ -162,14 +165,16 @@ def _reconstruct_one(restored, estimator, y, op, tile: int | None, overlap: int,
     name = restored.cfg.physics.name
     h, w = int(y.shape[-2]), int(y.shape[-1])
     auto = tile is None
-    if auto:
+    if auto and y.ndim == 5:  # a volume (1, C, D, H, W) of a 3-D network: cubes of AUTO_TILE_3D voxels
+        tile = AUTO_TILE_3D if math.prod(y.shape[2:]) > AUTO_TILE_VOXELS else 0
+    elif auto:
         tile = AUTO_TILE if h * w > AUTO_TILE_PIXELS else 0
     if tile and op.crop_alignment is None:  # not a pixel-wise operator: tiles are not its measurements
         if not auto:
             log(f"note: {where}: tiling applies to {', '.join(LOCAL_OPERATORS)}; {name} is reconstructed whole")
         tile = 0
     with torch.no_grad():
-        if not tile or (tile >= h and tile >= w):
+        if not tile or tile >= max(y.shape[2:]):
             return estimate(estimator, y.to(dev), op.to(dev), generator).cpu()
         from selfinv.inference import tiled_apply
 
@@ -217,14 +222,16 @@ class OutputFolder:
 
 
 def _input_normalization(restored, info):
-    """The normalisation of an input file, as ``data.normalization`` chose it in training: 8-bit files / 255, any
-    other file in the model's units (its training data's normalisation, e.g. a robust scale of 16-bit counts).
+    """The normalisation of an input file, as ``data.normalization`` chose it in training: ``auto``: 8-bit files /
+    255, any other file in the model's units (its training data's normalisation, e.g. a robust scale of 16-bit
+    counts); an explicit ``{scale, offset}`` or ``none``: the stored one, whatever the file's dtype.
     Runs trained with ``range`` (and older checkpoints) map every integer file by its own data range (16-bit
     / 65535). Measurements other than denoising get a scale only (an offset breaks y = A x)."""
     from selfinv.data import Normalization
 
     measurements = restored.cfg.physics.name != "denoising"
-    by_range = restored.data_info.get("normalization_mode", "range") == "range" or info.bit_depth == 8
+    mode = restored.data_info.get("normalization_mode", "range")
+    by_range = mode == "range" or (mode == "auto" and info.bit_depth == 8)  # explicit or none: the stored one
     if info.bit_depth is not None and by_range:
         return Normalization.from_info(info, measurements=measurements)
     norm = restored.normalization
@@ -234,15 +241,17 @@ def _input_normalization(restored, info):
 def reconstruct_files(checkpoint: Path, plan: list[PlannedOutput], output: Path, mask: Path | None = None,
                       param: list[str] | None = None, tile: int | None = None, overlap: int = DEFAULT_OVERLAP,
                       device: str | None = None, progress: bool = False,
-                      log: Callable[[str], None] | None = None) -> None:
+                      log: Callable[[str], None] | None = None, axes: str | None = None) -> None:
     """Reconstruct every planned input with the checkpoint's model into ``output`` (created on the first write,
     removed again on failure when this call created it and it is still empty). ``mask`` and ``param``
     (``NAME=FILE``) give operator parameters of the measurements; ``tile`` (None: automatic, 0: never) and
     ``overlap`` the tiling of large images; ``log(line)`` reports each output and any domain warning (default:
-    stderr). Averaged estimators (R2R) draw from one generator seeded with the run's seed, over all inputs."""
+    stderr). Averaged estimators (R2R) draw from one generator seeded with the run's seed, over all inputs.
+    Image files are read with ``axes`` (``"TYX"``, ...; default: the training data's ``data.axes``, else their
+    metadata) and written back in that order."""
     folder = OutputFolder(output)
     try:
-        _reconstruct_all(checkpoint, plan, folder, mask, param, tile, overlap, device, progress, log or _stderr)
+        _reconstruct_all(checkpoint, plan, folder, mask, param, tile, overlap, device, progress, log or _stderr, axes)
     except BaseException:
         folder.clean_up()
         raise
@@ -250,16 +259,18 @@ def reconstruct_files(checkpoint: Path, plan: list[PlannedOutput], output: Path,
 
 def _reconstruct_all(checkpoint: Path, plan: list[PlannedOutput], folder: OutputFolder, mask: Path | None,
                      param: list[str] | None, tile: int | None, overlap: int, device: str | None, show: bool,
-                     log: Callable[[str], None]) -> None:
+                     log: Callable[[str], None], axes: str | None = None) -> None:
     import numpy as np
     import torch
     from tqdm.auto import tqdm
 
     from selfinv.data import read_image, write_image
+    from selfinv.data.stacks import read_with_axes
     from selfinv.data.stats import domain_warning, input_statistics
     from selfinv.engine.checkpoints import restore
     from selfinv.engine.measurements import measurement_set
     from selfinv.engine.physics_builders import load_tensor
+    from selfinv.models.registry import spatial_dims
 
     def check_domain(values, name: str) -> str | None:
         """The line to print once the input is reconstructed (a failing input gets its error alone)."""
@@ -282,7 +293,7 @@ def _reconstruct_all(checkpoint: Path, plan: list[PlannedOutput], folder: Output
         p, key, out = item.path, item.key, item.out
         if item.is_set:
             ds = measurement_set(restored.cfg, p, img_shape=restored.img_shape,
-                                 normalization=restored.normalization).dataset
+                                 normalization=restored.normalization, with_axes=False).dataset
             domain = check_domain(ds.y, p.name)
             xs = []
             for i in tqdm(range(len(ds)), desc=p.name, unit="image", disable=not show, leave=False):
@@ -296,11 +307,20 @@ def _reconstruct_all(checkpoint: Path, plan: list[PlannedOutput], folder: Output
             write_image(out, x.numpy())
             log(f"{p.name}: {len(ds)} reconstructions -> {out}")
             continue
-        arr, info = read_image(p, key=key, return_info=True)
+        layout = axes or restored.cfg.data.axes
+        if layout is None:
+            arr, info = read_image(p, key=key, return_info=True)
+        else:  # the layout of the training files (or --axes), kept for the output
+            arr, info = read_with_axes(p, layout, key, where="--axes" if axes else "the training data's data.axes (or --axes)")
         norm = _input_normalization(restored, info)
         name = p.name if key is None else f"{p.name}:{key}"
         domain = check_domain(norm.normalize(arr), name)
-        slices = list(arr) if arr.ndim == 4 else [arr]
+        volume = spatial_dims(restored.model) == 3  # a 3-D network: the whole stack (C, D, H, W) at once
+        if volume and arr.ndim != 4:
+            raise ValueError(f"{name}: the model is a 3-D network and needs a volume (a Z, Y, X stack), got one image "
+                             f"of shape {tuple(arr.shape)}")
+        # a 2-D network reconstructs a stack slice by slice (the slice-wise mode of volumes)
+        slices = [np.moveaxis(arr, 0, 1)] if volume else list(arr) if arr.ndim == 4 else [arr]
         outs = []
         for d, a in enumerate(slices):
             where = name if len(slices) == 1 else f"{name}[{d}]"
@@ -308,7 +328,7 @@ def _reconstruct_all(checkpoint: Path, plan: list[PlannedOutput], folder: Output
             op = input_physics(restored, y, params, where)
             x_hat = _reconstruct_one(restored, estimator, y, op, tile, overlap, show, where, generator, log)[0]
             outs.append(norm.denormalize(x_hat).numpy())
-        result = np.stack(outs) if arr.ndim == 4 else outs[0]
+        result = np.moveaxis(outs[0], 0, 1) if volume else np.stack(outs) if arr.ndim == 4 else outs[0]
         if np.iscomplexobj(result) and not np.iscomplexobj(arr):
             result = np.abs(result)
         if domain:

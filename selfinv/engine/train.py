@@ -234,6 +234,8 @@ def train_experiment(exp: Experiment, run_dir: str | Path, resume: bool = False,
             log(f"{'resuming' if resume else 'training'} {exp.cfg.loss.name} on {exp.cfg.physics.name}: "
                 f"{len(exp.train)} training / {len(exp.val)} validation samples"
                 + (f" (validation on {within})" if within else "") + f" -> {run_dir}")
+            if getattr(exp, "noise_estimate", None) is not None:
+                log(exp.noise_estimate.summary())
         write_text_atomic(run_dir / "config.yaml", "# resolved configuration of this run (selfinv "
                           f"{selfinv.__version__})\n" + dump_yaml(resolved))
         t0 = time.perf_counter()

@@ -11,7 +11,9 @@ replaced by something that does not carry their value) and the loss is taken onl
     \mathcal{L}(y, f) = \frac{1}{|b|}\,\|m_b \circ (y - f(y_a))\|^2
 
 (mean over the masked entries of each sample, then over the batch). Neither loss reads the noise model:
-any unknown *separable* noise works, coloured noise does not (neighbours would predict the noise).
+any unknown *separable* noise works, coloured noise does not (neighbours would predict the noise) — except
+noise correlated along one axis, which Noise2Void's structN2V mask (``struct_axis``) hides. Both work on images
+(B, C, H, W) and volumes (B, C, D, H, W) (3-D masks, :mod:`selfinv.losses.masks`).
 
 At test time (tutorial, "Measurement Splitting", test time) :meth:`~Noise2Self.test_model` offers
 
@@ -26,26 +28,33 @@ At test time (tutorial, "Measurement Splitting", test time) :meth:`~Noise2Self.t
 
 from __future__ import annotations
 
+import math
+
 import torch
-import torch.nn.functional as F
 
 from selfinv import _random
-from selfinv._checks import check_either, check_fraction, check_int
+from selfinv._checks import check_either, check_fraction, check_int, check_one_of
 from selfinv.losses.base import Estimator, Loss, LossContext, LossInfo, Model
+from selfinv.losses.masks import (
+    check_spatial,
+    fill_uniform,
+    interpolate,
+    neighbour_replace,
+    struct_line,
+    uniform_int,
+)
+from selfinv.losses.masks import grid_mask as grid_mask_nd
 
 __all__ = ["JInvariantAverage", "Noise2Self", "Noise2Void", "grid_mask"]
 
-#: Batson & Royer's interpolation kernel (czbiohub-sf/noise2self ``mask.py``), before normalisation
-_INTERP_KERNEL = ((0.5, 1.0, 0.5), (1.0, 0.0, 1.0), (0.5, 1.0, 0.5))
 _TEST_MODES = ("single", "average")
+#: structN2V's line directions: the spatial axis each one runs along
+_STRUCT_AXES = {"none": None, "horizontal": -1, "vertical": -2, "depth": -3}
 
 
 # ---------------------------------------------------------------------- helpers
 def _check_image(y: torch.Tensor, owner: str, min_size: int = 1) -> None:
-    if y.ndim != 4:
-        raise ValueError(f"{owner}: expects images of shape (B, C, H, W), got shape {tuple(y.shape)}")
-    if y.shape[-2] < min_size or y.shape[-1] < min_size:
-        raise ValueError(f"{owner}: images must be at least {min_size}×{min_size}, got {tuple(y.shape[-2:])}")
+    check_spatial(y, owner, min_size)
 
 
 def _check_output(out: torch.Tensor, y: torch.Tensor, owner: str) -> None:
@@ -54,11 +63,8 @@ def _check_output(out: torch.Tensor, y: torch.Tensor, owner: str) -> None:
         raise ValueError(f"{owner}: the model output must have the shape of y {tuple(y.shape)}, got {got}")
 
 
-def _uniform_int(shape: tuple[int, ...], n: torch.Tensor | int, generator, device) -> torch.Tensor:
-    """Uniform integers in {0, ..., n-1} (n a scalar or a tensor broadcasting to ``shape``)."""
-    u = _random.rand(shape, generator=generator, dtype=torch.float64, device=device)
-    n_t = torch.as_tensor(n, device=device)
-    return torch.minimum((u * n_t).floor().long(), n_t - 1)
+_uniform_int = uniform_int
+_interpolate = interpolate
 
 
 def _masked_mean(residual: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -82,7 +88,8 @@ def grid_mask(height: int, width: int, grid: int, phase: torch.Tensor) -> torch.
         phase: (B,) integer phases in :math:`\{0, \dots, w^2 - 1\}`, one per sample.
 
     Returns:
-        a (B, 1, H, W) boolean mask (all channels of a pixel are hidden together).
+        a (B, 1, H, W) boolean mask (all channels of a pixel are hidden together). Volumes:
+        :func:`selfinv.losses.masks.grid_mask` (any number of axes, :math:`w^n` phases).
 
     Example:
         >>> import torch
@@ -90,77 +97,7 @@ def grid_mask(height: int, width: int, grid: int, phase: torch.Tensor) -> torch.
         >>> bool(m.sum(0).eq(1).all())     # the 4 phases cover every pixel exactly once
         True
     """
-    device = phase.device
-    rows = torch.arange(height, device=device) % grid
-    cols = torch.arange(width, device=device) % grid
-    cell = rows[:, None] * grid + cols[None, :]
-    return cell[None, None] == phase.reshape(-1, 1, 1, 1)
-
-
-def _interpolate(y: torch.Tensor) -> torch.Tensor:
-    """Weighted mean of the 8 neighbours with Batson & Royer's kernel, per channel.
-
-    Inside the image the weights are the original ones (divided by 6); at the border they are renormalised over
-    the neighbours that exist (the original pads with zeros, which darkens the border pixels).
-    """
-    if y.is_complex():
-        return torch.complex(_interpolate(y.real), _interpolate(y.imag))
-    C, H, W = y.shape[1:]
-    k = torch.tensor(_INTERP_KERNEL, dtype=y.dtype, device=y.device)[None, None]
-    num = F.conv2d(y.reshape(-1, 1, H, W), k, padding=1).reshape(y.shape)
-    den = F.conv2d(torch.ones(1, 1, H, W, dtype=y.dtype, device=y.device), k, padding=1)
-    return num / den
-
-
-def _neighbour_replace(
-    y: torch.Tensor,
-    mask: torch.Tensor,
-    radius: int,
-    exclude_centre: bool,
-    generator: torch.Generator | None,
-    max_rounds: int = 32,
-) -> torch.Tensor:
-    """Replace each masked entry by the value of a random pixel of its (2r+1)² neighbourhood.
-
-    ``mask`` is (B, 1, H, W) (a pixel's channels are replaced together, by the same neighbour) or (B, C, H, W).
-    Sources are drawn uniformly among the neighbours inside the image (never the centre unless
-    ``exclude_centre`` is False) and never among the other masked pixels, which would carry a hidden value
-    into the input; sources that hit a masked pixel are redrawn (vectorised rounds) and, if still masked after
-    ``max_rounds`` rounds (only possible for very dense masks), set to 0. Returns a new tensor.
-    """
-    H, W = y.shape[-2:]
-    b, g, r, c = mask.nonzero(as_tuple=True)
-    lo_r, hi_r = (r - radius).clamp_min(0), (r + radius).clamp_max(H - 1)
-    lo_c, hi_c = (c - radius).clamp_min(0), (c + radius).clamp_max(W - 1)
-    n_c = hi_c - lo_c + 1
-    count = (hi_r - lo_r + 1) * n_c - int(exclude_centre)
-    centre = (r - lo_r) * n_c + (c - lo_c)
-
-    def draw() -> tuple[torch.Tensor, torch.Tensor]:
-        j = _uniform_int(tuple(r.shape), count, generator, y.device)
-        if exclude_centre:
-            j = j + (j >= centre).long()  # skip the centre: uniform over the other neighbours
-        return lo_r + torch.div(j, n_c, rounding_mode="floor"), lo_c + j % n_c
-
-    def hits_mask(sr: torch.Tensor, sc: torch.Tensor) -> torch.Tensor:
-        bad = mask[b, g, sr, sc]
-        return bad if exclude_centre else bad & ((sr != r) | (sc != c))  # withCP: the centre itself is allowed
-
-    sr, sc = draw()
-    bad = hits_mask(sr, sc)
-    for _ in range(max_rounds):  # rounds over all masked pixels at once, not a loop over pixels
-        if not bool(bad.any()):
-            break
-        nr, nc = draw()
-        sr, sc = torch.where(bad, nr, sr), torch.where(bad, nc, sc)
-        bad = hits_mask(sr, sc)
-    y_a = y.clone()
-    zero = torch.zeros((), dtype=y.dtype, device=y.device)
-    if mask.shape[1] == 1:  # all channels of a pixel together: values have shape (n, C)
-        y_a[b, :, r, c] = torch.where(bad[:, None], zero, y[b, :, sr, sc])
-    else:
-        y_a[b, g, r, c] = torch.where(bad, zero, y[b, g, sr, sc])
-    return y_a
+    return grid_mask_nd((height, width), grid, phase)
 
 
 # ---------------------------------------------------------------------- test-time estimator
@@ -192,10 +129,10 @@ class JInvariantAverage(Estimator):
 
     def forward(self, y: torch.Tensor, physics=None, generator: torch.Generator | None = None) -> torch.Tensor:
         _check_image(y, "JInvariantAverage", min_size=self.width)
-        B, _, H, W = y.shape
+        B, spatial = y.shape[0], tuple(y.shape[2:])
         out = None
-        for p in range(self.width**2):  # one pass per phase (w² passes), each on the whole batch
-            mask = grid_mask(H, W, self.width, torch.full((B,), p, device=y.device))
+        for p in range(self.width ** len(spatial)):  # one pass per phase (w² or w³ passes), each on the whole batch
+            mask = grid_mask_nd(spatial, self.width, torch.full((B,), p, device=y.device))
             f = self.model(self.masker.replace(y, mask, generator), physics)
             _check_output(f, y, "JInvariantAverage")
             kept = torch.where(mask, f, torch.zeros((), dtype=f.dtype, device=f.device))
@@ -203,7 +140,7 @@ class JInvariantAverage(Estimator):
         return out
 
     def extra_repr(self) -> str:
-        return f"width={self.width}, passes={self.width**2}"
+        return f"width={self.width}, passes={self.width**2} (images) or {self.width**3} (volumes)"
 
 
 def _test_model(loss: Noise2Self | Noise2Void, model: Model, mode: str, width: int) -> Model:
@@ -260,6 +197,19 @@ class Noise2Void(_Masking):
     supervised risk plus the noise variance; ``replacement="uniform_withCP"`` reproduces the original
     behaviour.
 
+    **Volumes** (B, C, D, H, W): the same with voxels, ``round(ratio·D·H·W)`` per volume and a
+    :math:`(2r+1)^3` neighbourhood.
+
+    **structN2V** (Broaddus, Krull, Weigert, Schmidt & Myers, "Removing structured noise with self-supervised
+    blind-spot networks", ISBI 2020). When the noise is correlated along one axis (stripes, line noise of a
+    scanner), a neighbour on that line predicts the noise of the hidden pixel and the network learns to copy
+    it. ``struct_axis`` (``"horizontal"``: along W, ``"vertical"``: along H, ``"depth"``: along D) hides, with
+    every masked pixel :math:`i`, the line :math:`L_i = \{i + k e : 0 < |k| \le s/2\}` of ``struct_span`` = s
+    pixels: they get values drawn uniformly in the sample's [min, max] (as the structN2V and CAREamics code),
+    and no replacement of any hidden pixel is drawn from a line. The input :math:`y_a` then holds no
+    :math:`y_j` for :math:`j \in \{i\} \cup L_i`, so :math:`f_i(y_a)` is independent of them: the blind
+    spot is the whole line. The loss is still taken on the masked pixels only.
+
     Args:
         ratio: fraction of pixels hidden per image (N2V: 1.5 %, i.e. ~64 pixels of a 64×64 patch).
         radius: neighbourhood radius :math:`r` (N2V's code defaults to 5; 2 keeps replacements local).
@@ -267,6 +217,9 @@ class Noise2Void(_Masking):
         per_channel: hide each channel of a pixel independently (own mask and own neighbour per channel, as
             asked for in juglab/n2v#3); by default all channels of a pixel are hidden together, which is what
             J-invariance needs when the noise is correlated across channels.
+        struct_axis: ``"none"`` (plain N2V), or the direction of the structN2V line: ``"horizontal"``,
+            ``"vertical"`` or ``"depth"`` (volumes).
+        struct_span: the line's length s (odd, >= 3; CAREamics' default 5), the masked pixel in the middle.
 
     ``test_model(model, mode="single" | "average", width=3)``: see the module docstring; the
     ``"average"`` analogue for Noise2Void is the :math:`w\times w` grid partition with Noise2Void's random
@@ -285,6 +238,14 @@ class Noise2Void(_Masking):
         True
         >>> float(loss(y, Denoising(), lambda y, physics: y, generator=torch.Generator().manual_seed(0))) > 0
         True
+        >>> v = torch.rand(1, 1, 4, 8, 8)                   # a volume: round(0.1 · 256) voxels
+        >>> int(loss.sample_mask(v, torch.Generator().manual_seed(0)).sum())
+        26
+        >>> s = Noise2Void(ratio=0.02, struct_axis="horizontal", struct_span=3)
+        >>> y_a, mask = s.split(y, torch.Generator().manual_seed(1))
+        >>> r, c = [int(t) for t in mask[0, 0].nonzero()[0]]
+        >>> bool(y_a[0, 0, r, c] != y[0, 0, r, c]), bool((y_a[0, 0, r, max(c - 1, 0):c + 2] != y[0, 0, r, max(c - 1, 0):c + 2]).all())
+        (True, True)
     """
 
     info = LossInfo(
@@ -293,18 +254,30 @@ class Noise2Void(_Masking):
         reference="Krull, Buchholz & Jug, Noise2Void, CVPR 2019",
     )
 
-    def __init__(self, ratio: float = 0.015, radius: int = 2, replacement: str = "uniform", per_channel: bool = False):
+    def __init__(self, ratio: float = 0.015, radius: int = 2, replacement: str = "uniform", per_channel: bool = False,
+                 struct_axis: str = "none", struct_span: int = 5):
         super().__init__()
         self.ratio = check_fraction(ratio, "ratio", "Noise2Void")
         self.radius = check_int(radius, "radius", "Noise2Void")
         self.replacement = check_either(replacement, ("uniform", "uniform_withCP"), "replacement", "Noise2Void")
         self.per_channel = bool(per_channel)
+        self.struct_axis = check_one_of(struct_axis, tuple(_STRUCT_AXES), "struct_axis", "Noise2Void")
+        self.struct_span = check_int(struct_span, "struct_span", "Noise2Void", low=3)
+        if self.struct_span % 2 == 0:
+            raise ValueError(f"Noise2Void: struct_span must be odd (the pixel and span // 2 on each side), got {struct_span}")
+        if self.struct_axis != "none" and self.replacement != "uniform":
+            raise ValueError("Noise2Void: struct_axis needs replacement='uniform' (the centre must not see itself)")
 
     def sample_mask(self, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """A boolean mask (B, 1 or C, H, W) with ``round(ratio·H·W)`` hidden pixels per image (and channel)."""
+        """A boolean mask (B, 1 or C, *spatial) with ``round(ratio·N)`` hidden pixels (voxels) per image (and
+        channel), N the number of pixels of (H, W) or voxels of (D, H, W)."""
         _check_image(y, "Noise2Void")
-        B, C, H, W = y.shape
-        n = H * W
+        axis = _STRUCT_AXES[self.struct_axis]
+        if axis is not None and -axis > y.ndim - 2:
+            raise ValueError(f"Noise2Void: struct_axis {self.struct_axis!r} is for volumes (B, C, D, H, W), got shape "
+                             f"{tuple(y.shape)}")
+        B, C, spatial = y.shape[0], y.shape[1], tuple(y.shape[2:])
+        n = math.prod(spatial)
         if n < 2:
             raise ValueError("Noise2Void: images need at least 2 pixels")
         k = min(max(1, round(self.ratio * n)), n - 1)
@@ -312,11 +285,19 @@ class Noise2Void(_Masking):
         u = _random.rand((B, G, n), generator=generator, dtype=torch.float64, device=y.device)
         idx = u.topk(k, dim=-1).indices  # a uniform random k-subset per image (and channel)
         mask = torch.zeros(B, G, n, dtype=torch.bool, device=y.device).scatter_(-1, idx, True)
-        return mask.reshape(B, G, H, W)
+        return mask.reshape(B, G, *spatial)
 
     def replace(self, y: torch.Tensor, mask: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """:math:`y_a`: the masked entries replaced by random neighbours (a new tensor; y is not modified)."""
-        return _neighbour_replace(y, mask, self.radius, self.replacement == "uniform", generator)
+        """:math:`y_a`: the masked entries replaced by random neighbours (a new tensor; y is not modified).
+
+        With ``struct_axis`` the line through each masked pixel is hidden too: its other pixels get random
+        values (:func:`~selfinv.losses.masks.fill_uniform`) and no neighbour is drawn from any line."""
+        axis = _STRUCT_AXES[self.struct_axis]
+        if axis is None:
+            return neighbour_replace(y, mask, self.radius, self.replacement == "uniform", generator)
+        line = struct_line(mask, axis, self.struct_span)
+        y_a = neighbour_replace(y, mask, self.radius, True, generator, hidden=line)
+        return fill_uniform(y_a, line & ~mask, generator)
 
     def test_model(self, model: Model, mode: str = "single", width: int = 3) -> Model:
         """``"single"``: the model itself; ``"average"``: :class:`JInvariantAverage` with random neighbours
@@ -324,7 +305,9 @@ class Noise2Void(_Masking):
         return _test_model(self, model, mode, width)
 
     def extra_repr(self) -> str:
-        return f"ratio={self.ratio:g}, radius={self.radius}, replacement={self.replacement!r}, per_channel={self.per_channel}"
+        struct = f", struct_axis={self.struct_axis!r}, struct_span={self.struct_span}" if self.struct_axis != "none" else ""
+        return (f"ratio={self.ratio:g}, radius={self.radius}, replacement={self.replacement!r}, "
+                f"per_channel={self.per_channel}{struct}")
 
 
 class Noise2Self(_Masking):
@@ -340,6 +323,10 @@ class Noise2Self(_Masking):
     .. math::
 
         \mathcal{L}_{N2S}(y, f) = \frac{1}{|b|}\,\|m_b \circ (y - f(y_a))\|^2 .
+
+    On volumes (B, C, D, H, W) the grid is 3-D (:math:`w^3` phases, a fraction :math:`1/w^3` hidden) and
+    ``"interpolate"`` averages the 26 neighbours with weight :math:`2^{1-\|o\|_1}` (faces 1, edges 1/2,
+    corners 1/4, :func:`~selfinv.losses.masks.interpolate`).
 
     Args:
         width: the grid width :math:`w \geq 2` (3 in the code, 4 in the notebooks); a fraction
@@ -378,14 +365,15 @@ class Noise2Self(_Masking):
         self.replacement = check_either(replacement, ("zero", "interpolate"), "replacement", "Noise2Self")
 
     def sample_mask(self, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """The (B, 1, H, W) grid mask of a random phase per image."""
+        """The (B, 1, *spatial) grid mask of a random phase per image (a 3-D grid for volumes)."""
         _check_image(y, "Noise2Self", min_size=self.width)
-        phase = _uniform_int((y.shape[0],), self.width**2, generator, y.device)
-        return grid_mask(y.shape[-2], y.shape[-1], self.width, phase)
+        spatial = tuple(y.shape[2:])
+        phase = uniform_int((y.shape[0],), self.width ** len(spatial), generator, y.device)
+        return grid_mask_nd(spatial, self.width, phase)
 
     def replace(self, y: torch.Tensor, mask: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """:math:`y_a`: hidden pixels set to 0 or to the neighbour mean (a new tensor; y is not modified)."""
-        fill = torch.zeros((), dtype=y.dtype, device=y.device) if self.replacement == "zero" else _interpolate(y)
+        fill = torch.zeros((), dtype=y.dtype, device=y.device) if self.replacement == "zero" else interpolate(y)
         return torch.where(mask, fill, y)
 
     def test_model(self, model: Model, mode: str = "average") -> Model:

@@ -5,35 +5,51 @@ from __future__ import annotations
 import torch
 
 from selfinv.losses.base import Loss, LossContext, LossInfo, sq_mean
-from selfinv.losses.masking import _uniform_int
+from selfinv.losses.masks import uniform_int
 
 __all__ = ["Neighbor2Neighbor", "neighbour_pairs", "subsample"]
 
-#: the 8 ordered pairs of horizontally or vertically adjacent pixels of a 2×2 cell, cells numbered
-#: 0 = (0, 0), 1 = (0, 1), 2 = (1, 0), 3 = (1, 1) (as in the official code; diagonal pairs are excluded)
-_PAIRS = ((0, 1), (0, 2), (1, 0), (1, 3), (2, 0), (2, 3), (3, 1), (3, 2))
+
+def _cell_pairs(n: int) -> tuple[tuple[int, int], ...]:
+    """The ordered pairs of face-adjacent pixels of a 2^n cell, cells numbered by their bits (the offset along
+    the first axis is the highest bit): in 2-D 0 = (0, 0), 1 = (0, 1), 2 = (1, 0), 3 = (1, 1)."""
+    return tuple(sorted((a, a ^ (1 << k)) for a in range(2**n) for k in range(n)))
+
+
+#: the 8 ordered pairs of horizontally or vertically adjacent pixels of a 2×2 cell (as in the official code;
+#: diagonal pairs are excluded), and the 24 of face-adjacent voxels of a 2×2×2 cell
+_PAIRS = _cell_pairs(2)
+_PAIRS_3D = _cell_pairs(3)
 
 
 def neighbour_pairs(y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Random choices for the sub-samplers: a (B, 1, ⌊H/2⌋, ⌊W/2⌋, 2) tensor of cell indices (g1's, g2's).
+    """Random choices for the sub-samplers: a (B, 1, ⌊H/2⌋, ⌊W/2⌋, 2) tensor of cell indices (g1's, g2's), or
+    (B, 1, ⌊D/2⌋, ⌊H/2⌋, ⌊W/2⌋, 2) for volumes.
 
-    One ordered pair of adjacent pixels per 2×2 cell and per sample, shared by all channels.
+    One ordered pair of face-adjacent pixels (voxels) per cell and per sample, shared by all channels.
     """
-    B, _, H, W = y.shape
-    p = _uniform_int((B, 1, H // 2, W // 2), len(_PAIRS), generator, y.device)
-    return torch.tensor(_PAIRS, device=y.device)[p]
+    pairs = _PAIRS if y.ndim == 4 else _PAIRS_3D
+    cells = tuple(s // 2 for s in y.shape[2:])
+    p = uniform_int((y.shape[0], 1, *cells), len(pairs), generator, y.device)
+    return torch.tensor(pairs, device=y.device)[p]
 
 
 def subsample(t: torch.Tensor, pairs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     r"""The neighbour sub-samplers :math:`(g_1(t), g_2(t))` at half resolution, for every sample and channel.
 
-    An odd last row or column is cropped (it belongs to no 2×2 cell). One ``gather`` per sub-image: no loop over
-    samples or channels.
+    Images (B, C, H, W) use 2×2 cells, volumes (B, C, D, H, W) 2×2×2 cells (index :math:`4 d_z + 2 d_y + d_x`).
+    An odd last row, column or slice is cropped (it belongs to no cell). One ``gather`` per sub-image: no loop
+    over samples or channels.
     """
-    B, C, H, W = t.shape
-    h, w = H // 2, W // 2
-    cells = t[..., : 2 * h, : 2 * w].reshape(B, C, h, 2, w, 2).permute(0, 1, 2, 4, 3, 5).reshape(B, C, h, w, 4)
-    pick = [cells.gather(-1, pairs[..., k : k + 1].expand(B, C, h, w, 1)).squeeze(-1) for k in (0, 1)]
+    B, C, spatial = t.shape[0], t.shape[1], tuple(t.shape[2:])
+    half = [s // 2 for s in spatial]
+    n = len(spatial)
+    t = t[(..., *[slice(0, 2 * h) for h in half])]
+    split = [v for h in half for v in (h, 2)]  # (h0, 2, h1, 2, ...)
+    order = [0, 1, *[2 + 2 * k for k in range(n)], *[3 + 2 * k for k in range(n)]]
+    cells = t.reshape(B, C, *split).permute(*order).reshape(B, C, *half, 2**n)
+    index = pairs.expand(B, C, *half, 2)
+    pick = [cells.gather(-1, index[..., k : k + 1]).squeeze(-1) for k in (0, 1)]
     return pick[0], pick[1]
 
 
@@ -62,6 +78,9 @@ class Neighbor2Neighbor(Loss):
 
     Args:
         gamma: weight :math:`\gamma \geq 0` of the regulariser (2 for synthetic noise, 1 for real noise).
+
+    Volumes (B, C, D, H, W): 2×2×2 cells, and one of the 24 ordered pairs of face-adjacent voxels per cell;
+    :math:`g_1, g_2` are half-resolution volumes.
 
     The test-time estimator is the network itself on the full image.
 
@@ -93,10 +112,9 @@ class Neighbor2Neighbor(Loss):
 
     def _loss(self, ctx: LossContext) -> torch.Tensor:
         y = ctx.y
-        if y.ndim != 4 or y.shape[-2] < 2 or y.shape[-1] < 2:
-            raise ValueError(
-                f"Neighbor2Neighbor: expects images (B, C, H, W) with H, W >= 2, got shape {tuple(y.shape)}"
-            )
+        if y.ndim not in (4, 5) or min(y.shape[2:]) < 2:
+            raise ValueError(f"Neighbor2Neighbor: expects images (B, C, H, W) or volumes (B, C, D, H, W) with every "
+                             f"spatial size >= 2, got shape {tuple(y.shape)}")
         pairs = neighbour_pairs(y, ctx.generator)
         g1, g2 = subsample(y, pairs)
         out = ctx.model(g1, ctx.physics)

@@ -41,10 +41,12 @@ network does, and stops moving when the network stops learning (a multiplier tha
 a frozen network only drifts). Outside ``fit`` the factor stays 1 unless set.
 
 **The start.** By default (``sigma_init=None``) the multipliers start from a robust estimate of the noise
-of the first training batch, on the measured entries of :math:`y`: :func:`~selfinv.noise_estimation.estimate_sigma`
-(the median absolute finest diagonal Haar coefficient, Donoho & Johnstone 1994) for :class:`UNSURE`,
-:func:`~selfinv.noise_estimation.estimate_poisson_gaussian` (those coefficients' robust variances against
-the local mean) for :class:`UNSUREPoissonGaussian` and :func:`~selfinv.noise_estimation.estimate_covariance`
+of the first training batch, on the measured entries of :math:`y`, by the estimators of :mod:`selfinv.noise`:
+for :class:`UNSURE` the patch-PCA level :func:`~selfinv.noise.estimate_sigma_pca` (Chen, Zhu & Heng 2015) on real
+images of at least 16×16, else the wavelet MAD :func:`~selfinv.noise.estimate_sigma` (Donoho & Johnstone 1994);
+for :class:`UNSUREPoissonGaussian` the medians over the batch of the per-sample mean–variance fit
+:func:`~selfinv.noise.fit_poisson_gaussian` (Foi et al. 2008) on such images, else the batch-wide
+:func:`~selfinv.noise.estimate_poisson_gaussian`; and :func:`~selfinv.noise.estimate_covariance`
 (a median-based variogram) for :class:`UNSURECovariance`. A near-identity network has :math:`c \approx 1`, which pushes
 :math:`\eta` up until the network learns to denoise; starting blind (a fixed :math:`\eta_0 = 0.01`) turns that
 transient into an overshoot, while a start at :math:`\hat\sigma^2` leaves the ascent only the gap between
@@ -139,7 +141,7 @@ class UNSURE(Multipliers):
 
     Args:
         sigma_init: initial :math:`\sqrt{\eta}`; ``None`` (default) estimates it from the first training
-            batch (:func:`~selfinv.noise_estimation.estimate_sigma`).
+            batch (:func:`~selfinv.losses.unsure_base.noise_variance`).
         step_size: the dimensionless ascent step :math:`s` on :math:`\log\eta` (default 0.003).
         momentum: EMA momentum of the ascent (default 0, as the official code and deepinv in effect).
         divergence: ``"mc"`` (default), ``"hutchinson"`` or ``"exact"``.

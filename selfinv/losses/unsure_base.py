@@ -19,7 +19,8 @@ from selfinv._checks import is_number
 from selfinv.losses.base import Loss, LossContext, LossInfo, per_sample_sq, real_dofs
 from selfinv.losses.divergence_base import check_method, check_n_probes
 from selfinv.losses.sure import measured_mask, prepare_h
-from selfinv.noise_estimation import estimate_sigma
+from selfinv.noise.pca import estimate_sigma_pca
+from selfinv.noise.wavelet import estimate_sigma
 
 #: the facts of UNSURE for white noise; the other variants change some of them
 UNSURE_INFO = LossInfo(
@@ -61,13 +62,24 @@ def mean_over_processes(t: torch.Tensor) -> torch.Tensor:
     return out / n
 
 
+def image_like(y: torch.Tensor) -> bool:
+    """Whether the patch estimators of :mod:`selfinv.noise` read ``y``: real (B, C, H, W) or (B, C, D, H, W) images
+    of at least 16×16 (not k-space, not (B, n) signals)."""
+    return not y.is_complex() and y.ndim in (4, 5) and min(y.shape[-2:]) >= 16
+
+
 def noise_variance(y: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     r"""The robust noise variance of a batch, :math:`\overline{\hat\sigma^2}` over its samples (float64 0-d).
 
-    :func:`~selfinv.noise_estimation.estimate_sigma` per sample; samples it cannot read (too small, fully
-    masked) are skipped, and a batch with none gives 0.
+    Per sample: the patch-PCA estimate (:func:`~selfinv.noise.estimate_sigma_pca`, Chen, Zhu & Heng 2015) on real
+    images of at least 16×16, the wavelet MAD (:func:`~selfinv.noise.estimate_sigma`) otherwise (k-space, signals,
+    small images) and for samples the PCA cannot read (too few fully measured patches); samples neither can read
+    (fully masked) are skipped, and a batch with none gives 0.
     """
     s = estimate_sigma(y, mask)
+    if image_like(y):
+        pca = estimate_sigma_pca(y, mask)
+        s = torch.where(torch.isfinite(pca), pca, s)
     s = s[torch.isfinite(s)]
     return (s**2).mean() if s.numel() else torch.zeros((), dtype=torch.float64, device=y.device)
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from selfinv.losses.divergence import shifted_divergences
 from selfinv.losses.unsure_base import UNSURE_INFO, Multipliers, noise_variance, optional_positive
-from selfinv.noise_estimation import estimate_covariance
+from selfinv.noise.wavelet import estimate_covariance
 
 
 def autocorrelation(kernel: torch.Tensor) -> torch.Tensor:
@@ -79,7 +79,9 @@ class UNSURECovariance(Multipliers):
         \qquad \Sigma[o] = \sum_p K[p]\,K[p+o],
 
     with offsets acting circularly on the last two axes of ``y`` (the same window for every channel;
-    channels are not coupled). ``kernel`` is the learned (r+1, r+1) kernel :math:`K` (the paper's
+    channels are not coupled). On volumes (B, C, D, H, W) the window is therefore in-plane: :math:`\Sigma`
+    covers offsets within each z slice and assumes the slices' noises uncorrelated (stripe or line noise of
+    each plane; noise correlated along z is not modelled). ``kernel`` is the learned (r+1, r+1) kernel :math:`K` (the paper's
     parametrisation: noise :math:`K \circledast \varepsilon` has covariance :math:`K \star K`), and ``eta`` the
     (2r+1, 2r+1) covariance kernel :math:`\Sigma` (offset 0 at the centre) it gives: symmetric and positive
     semi-definite by construction (:math:`\hat\Sigma = |\hat K|^2 \ge 0`), so no clamping is needed.
@@ -88,7 +90,7 @@ class UNSURECovariance(Multipliers):
     :math:`P(K) = \sum_o \Sigma[o]\,c[o]` (:math:`c[o]` the offset-:math:`o` constraint per measured entry):
     :math:`K \leftarrow K + \frac{s\lambda_t}{4}\nabla_K P`, the scaling under which a white kernel
     :math:`K = \sqrt\eta\,\delta` moves exactly as :class:`UNSURE` does. The default start is the robust
-    covariance estimate of the first batch (:func:`~selfinv.noise_estimation.estimate_covariance`, a
+    covariance estimate of the first batch (:func:`~selfinv.noise.estimate_covariance`, a
     median-based variogram) factored as :math:`K \star K` (:func:`kernel_for`); a white noise estimate would
     miss most of the power of strongly correlated noise (a 3×3 box leaves 1/9 of the variance in the finest
     details). ``sigma_init`` gives a white start :math:`K = \sigma_0\delta` instead. For

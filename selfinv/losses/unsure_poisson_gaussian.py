@@ -12,8 +12,16 @@ from dataclasses import replace
 import torch
 
 from selfinv.losses.divergence import weighted_divergences
-from selfinv.losses.unsure_base import UNSURE_INFO, Multipliers, mean_over_processes, noise_variance, optional_positive
-from selfinv.noise_estimation import estimate_poisson_gaussian
+from selfinv.losses.unsure_base import (
+    UNSURE_INFO,
+    Multipliers,
+    image_like,
+    mean_over_processes,
+    noise_variance,
+    optional_positive,
+)
+from selfinv.noise.mean_variance import fit_poisson_gaussian
+from selfinv.noise.wavelet import estimate_poisson_gaussian
 
 
 class UNSUREPoissonGaussian(Multipliers):
@@ -42,8 +50,9 @@ class UNSUREPoissonGaussian(Multipliers):
     floor lets the multipliers leave 0). Scale-free: data in [0, 255] take the same steps.
 
     The data-driven start (``gain_init=sigma_init=None``, the default) is the robust fit of the first batch's
-    local variances against its local means, :func:`~selfinv.noise_estimation.estimate_poisson_gaussian`
-    (if that fails, the robust variance :math:`\hat v` split evenly, :math:`\eta_\gamma\bar y = \eta_\sigma =
+    local variances against its local means: the medians over the batch of the per-sample fit
+    :func:`~selfinv.noise.fit_poisson_gaussian` (Foi et al. 2008) on real images of at least 16×16, else the
+    batch-wide :func:`~selfinv.noise.estimate_poisson_gaussian` (if that fails, the robust variance :math:`\hat v` split evenly, :math:`\eta_\gamma\bar y = \eta_\sigma =
     \hat v/2`). Giving either init gives both (the other then defaults to 0.1 for the gain, 0.1² for the level).
 
     :meth:`monitored` gives ``eta_gain`` and ``eta_sigma2``.
@@ -101,7 +110,26 @@ class UNSUREPoissonGaussian(Multipliers):
         m1, m2 = (w * y).sum() / total, (w * y * y).sum() / total
         return torch.stack([torch.stack([m2, m1]), torch.stack([m1, torch.ones_like(m1)])])
 
+    @staticmethod
+    def _fitted_start(y, mask) -> torch.Tensor | None:
+        """(gain, level) from the per-sample fit (Foi et al. 2008): the median gain (>= 0), and the level that keeps
+        the median of each sample's fitted variance at its own mean, :math:`\\hat\\gamma_i\\bar y_i + \\hat\\sigma_i^2` (well
+        determined even where the gain is not: flat images)."""
+        fit = fit_poisson_gaussian(y, mask)
+        w = mask.expand(y.shape).to(torch.float64)
+        means = (w * y.to(torch.float64)).flatten(1).sum(1) / w.flatten(1).sum(1).clamp_min(1)
+        ok = torch.isfinite(fit.gain) & torch.isfinite(fit.sigma2)
+        if not bool(ok.any()):
+            return None
+        gain = fit.gain[ok].median().clamp_min(0)
+        level = (fit.gain[ok] * means[ok] + fit.sigma2[ok] - gain * means[ok]).median().clamp_min(0)
+        return torch.stack([gain, level]) if float(gain + level) > 0 else None
+
     def _initial(self, y, mask):
+        if image_like(y):
+            start = self._fitted_start(y, mask)
+            if start is not None:
+                return start.to(y.device)
         if not y.is_complex():
             gain, level = estimate_poisson_gaussian(y, mask)
             if math.isfinite(gain) and math.isfinite(level) and gain + level > 0:

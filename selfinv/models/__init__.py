@@ -4,8 +4,9 @@ from selfinv.models.autoencoder import Autoencoder
 from selfinv.models.blindspot import BlindSpotNet
 from selfinv.models.dncnn import DnCNN
 from selfinv.models.drunet import DRUNet
-from selfinv.models.registry import BACKBONES, WRAPPERS, build_backbone
+from selfinv.models.registry import BACKBONES, WRAPPERS, build_backbone, spatial_dims
 from selfinv.models.unet import UNet
+from selfinv.models.unet3d import UNet3d
 from selfinv.models.wrappers import BackProjection, Unrolled
 
 __all__ = [
@@ -17,6 +18,8 @@ __all__ = [
     "DRUNet",
     "DnCNN",
     "UNet",
+    "UNet3d",
     "Unrolled",
     "build_backbone",
+    "spatial_dims",
 ]

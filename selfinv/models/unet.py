@@ -72,7 +72,7 @@ def crop(x: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor:
 class BiasFreeBatchNorm2d(nn.Module):
     r"""Batch normalisation without additive terms (Mohan et al., ICLR 2020): :math:`\gamma_c\, x / s_c`.
 
-    No mean is subtracted and no :math:`\beta` is added. In training mode :math:`s_c` is the batch standard
+    For (B, C, H, W) images and, alike, (B, C, D, H, W) volumes (the statistics are over every axis but C). No mean is subtracted and no :math:`\beta` is added. In training mode :math:`s_c` is the batch standard
     deviation of channel c (and updates the running estimate); in evaluation mode it is the running
     estimate, so the layer is linear and the network stays positively homogeneous.
     """
@@ -85,12 +85,12 @@ class BiasFreeBatchNorm2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
-            sd = torch.sqrt(x.var(dim=(0, 2, 3), unbiased=False) + self.eps)
+            sd = torch.sqrt(x.var(dim=(0, *range(2, x.ndim)), unbiased=False) + self.eps)
             with torch.no_grad():
                 self.running_sd.mul_(1 - self.momentum).add_(self.momentum * sd.to(self.running_sd.dtype))
         else:
             sd = self.running_sd.to(x.dtype)
-        return x * (self.weight / sd)[None, :, None, None]
+        return x * (self.weight / sd).reshape(1, -1, *([1] * (x.ndim - 2)))
 
 
 def norm_layer(channels: int, bias: bool) -> nn.Module:

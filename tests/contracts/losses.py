@@ -195,6 +195,7 @@ LOSS_CASES: dict[str, LossCase] = {
         estimate=_tweedie_estimate,
     ),
     "noise2void": case(_loss("masking", "Noise2Void")),
+    "noise2void_struct": case(_loss("masking", "Noise2Void", struct_axis="horizontal", struct_span=3)),
     "noise2self": case(_loss("masking", "Noise2Self"), estimate=_jinvariant_zero_estimate),
     "neighbor2neighbor": case(_loss("neighbor", "Neighbor2Neighbor")),
     "blind_spot": case(_loss("blindspot", "BlindSpot"), model=_blindspot_net),

@@ -13,7 +13,7 @@ import inspect
 import pytest
 import torch
 
-from selfinv.models.registry import BACKBONES, build_backbone
+from selfinv.models.registry import BACKBONES, build_backbone, spatial_dims
 from selfinv.noise import Gaussian
 from selfinv.physics import Denoising
 from tests.helpers import gen
@@ -27,9 +27,16 @@ CASES: dict[str, dict] = {
     "drunet": {"widths": (4, 8), "n_blocks": 1},
     "blindspot": {"width": 4, "depth": 1},
     "autoencoder": {"width": 4, "depth": 2, "bottleneck": 2},
+    "unet3d": {"depth": 2, "width": 4},
 }
 NAMES = list(CASES)
 CIN, COUT = 2, 3
+
+
+def rand(name: str, batch: int, size: tuple[int, int], seed: int, cin: int = CIN) -> torch.Tensor:
+    """A random input of the backbone's dimensionality: (B, C, H, W), or (B, C, 4, H, W) for 3-D backbones."""
+    lead = (4,) if spatial_dims(name) == 3 else ()
+    return torch.rand(batch, cin, *lead, *size, generator=gen(seed), dtype=torch.float64)
 
 
 def build(name: str, cin: int = CIN, cout: int = COUT, dtype: torch.dtype = torch.float64, device: str = "cpu"):
@@ -54,10 +61,10 @@ def test_every_registered_backbone_has_a_case():
 @pytest.mark.parametrize("name", NAMES)
 def test_maps_images_to_images_of_the_same_size_and_dtype(name, dtype, size, device):
     net = build(name, dtype=dtype, device=device)
-    x = torch.rand(2, CIN, *size, generator=gen(1), dtype=dtype).to(device)
+    x = rand(name, 2, size, 1).to(device=device, dtype=dtype)
     with torch.no_grad():
         out = net(x)
-    assert out.shape == (2, COUT, *size), f"{name}: {tuple(x.shape)} -> {tuple(out.shape)}"
+    assert out.shape == (2, COUT, *x.shape[2:]), f"{name}: {tuple(x.shape)} -> {tuple(out.shape)}"
     assert out.dtype == dtype and out.device == x.device
     assert bool(torch.isfinite(out).all())
 
@@ -68,18 +75,18 @@ def test_is_callable_as_model_y_physics(name):
     assert len(params) >= 2 and params[1].name == "physics" and params[1].default is None, (
         f"{name}.forward must be (y, physics=None, ...), got ({', '.join(p.name for p in params)})"
     )
-    net, x = build(name), torch.rand(3, CIN, 8, 8, generator=gen(2), dtype=torch.float64)
+    net, x = build(name), rand(name, 3, (8, 8), 2)
     with torch.no_grad():
-        assert net(x, physics(3)).shape == (3, COUT, 8, 8)
+        assert net(x, physics(3)).shape == (3, COUT, *x.shape[2:])
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_samples_of_a_batch_are_independent(name):
     """In eval mode, changing one sample changes its output only, and a batch equals its samples one by one."""
     net, p = build(name), physics(3)
-    x = torch.rand(3, CIN, 8, 8, generator=gen(3), dtype=torch.float64)
+    x = rand(name, 3, (8, 8), 3)
     x2 = x.clone()
-    x2[1] += torch.rand(CIN, 8, 8, generator=gen(4), dtype=torch.float64)
+    x2[1] += rand(name, 1, (8, 8), 4)[0]
     with torch.no_grad():
         out, out2 = net(x, p), net(x2, p)
         alone = torch.cat([net(x[i : i + 1], p.select(i)) for i in range(3)])
@@ -100,7 +107,7 @@ def test_refuses_a_wrong_input_with_one_line(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_gradients_reach_every_parameter(name):
     net = build(name).train()
-    x = torch.rand(2, CIN, 8, 8, generator=gen(5), dtype=torch.float64)
+    x = rand(name, 2, (8, 8), 5)
     net(x, physics(2)).square().mean().backward()
     missing = [n for n, p in net.named_parameters() if p.grad is None or not bool(torch.isfinite(p.grad).all())]
     assert not missing, f"{name}: parameters without a finite gradient: {missing}"

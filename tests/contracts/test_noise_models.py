@@ -42,6 +42,7 @@ CASES: dict[str, Case] = {
         {"sigma": (0.05, 0.1, 0.3)}, {"kernel": torch.tensor([[0.1, 0.5, 0.2], [0.3, 1.0, 0.0], [0.0, 0.2, 0.4]])}
     ),
     "unknown": Case({}, {"separable": True}, simulates=False),
+    "estimate": Case({}, {"model": "poisson_gaussian", "method": "mad"}, simulates=False),
 }
 NAMES = list(CASES)
 SIMULATED = [n for n in NAMES if CASES[n].simulates]

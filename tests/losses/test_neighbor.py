@@ -181,7 +181,7 @@ def test_contract():
     )
     with pytest.raises(ValueError, match="gamma"):
         Neighbor2Neighbor(gamma=-1)
-    with pytest.raises(ValueError, match="H, W >= 2"):
+    with pytest.raises(ValueError, match="spatial size >= 2"):
         loss(torch.rand(1, 1, 1, 8), Denoising(), net)
     with pytest.raises(ValueError, match="only defined for denoising"):
         loss(torch.rand(1, 1, 8, 8), Inpainting(torch.ones(8, 8)), net)

@@ -27,8 +27,14 @@ from selfinv.losses.unsure import (
     autocorrelation,
     kernel_for,
 )
-from selfinv.noise import Gamma, Gaussian, PoissonGaussian
-from selfinv.noise_estimation import estimate_covariance, estimate_poisson_gaussian, estimate_sigma
+from selfinv.noise import (
+    Gamma,
+    Gaussian,
+    PoissonGaussian,
+    estimate_covariance,
+    estimate_sigma_pca,
+    fit_poisson_gaussian,
+)
 from selfinv.physics import Denoising, Inpainting
 from tests.helpers import gen
 from tests.losses.unsure_support import cosines, noisy, scale, train
@@ -113,14 +119,17 @@ def image_batch(sigma: float, seed: int = 0, b: int = 32) -> tuple[torch.Tensor,
 
 def test_the_default_start_is_the_noise_estimate_of_the_first_training_batch():
     y, physics = image_batch(0.2)
-    estimate = float((estimate_sigma(y) ** 2).mean())
+    estimate = float((estimate_sigma_pca(y) ** 2).mean())  # the patch-PCA level (images of 32x32)
     assert abs(estimate / 0.04 - 1) < 0.1  # 4 standard errors
     for loss in (UNSURE(), UNSURECovariance(), UNSUREPoissonGaussian()):
         assert not bool(loss.initialised)
         loss(y, physics, scale(0.0), generator=gen(1))  # div = 0: the ascent leaves the start alone
         assert bool(loss.initialised) and int(loss.steps) == 1
         if isinstance(loss, UNSUREPoissonGaussian):  # the robust fit of local variance against local mean
-            assert torch.allclose(loss.eta, torch.tensor(estimate_poisson_gaussian(y), dtype=F64), atol=1e-15)
+            fit = fit_poisson_gaussian(y)  # the per-sample fit: median gain, median fitted variance at each mean
+            gain, means = fit.gain.median().clamp_min(0), y.flatten(1).mean(1)
+            start = torch.stack([gain, (fit.gain * means + fit.sigma2 - gain * means).median().clamp_min(0)])
+            assert torch.allclose(loss.eta, start, atol=1e-15)
             assert abs(float(loss.eta[0]) * float(y.mean()) + float(loss.eta[1]) - 0.04) < 0.1 * 0.04
         elif isinstance(loss, UNSURECovariance):  # the robust covariance estimate, factored as K ⋆ K
             start = autocorrelation(kernel_for(estimate_covariance(y, 1)))
@@ -164,7 +173,7 @@ def test_eval_before_the_first_training_step_uses_the_batch_estimate_and_stores_
     value = loss(y, physics, scale(0.5), generator=gen(1))
     assert not bool(loss.initialised) and float(loss.eta) == 0.0 and int(loss.steps) == 0
     # the value is the one a loss started at the estimate gives
-    fixed = UNSURE(sigma_init=float(estimate_sigma(y).pow(2).mean().sqrt())).eval()
+    fixed = UNSURE(sigma_init=float(estimate_sigma_pca(y).pow(2).mean().sqrt())).eval()
     assert torch.allclose(value, fixed(y, physics, scale(0.5), generator=gen(1)), rtol=1e-12)
 
 

@@ -8,7 +8,7 @@ from torch import nn
 
 from selfinv.models.dncnn import DnCNN
 from selfinv.models.drunet import DRUNet
-from selfinv.models.registry import BACKBONES, build_backbone
+from selfinv.models.registry import BACKBONES, build_backbone, spatial_dims
 from selfinv.models.unet import BiasFreeBatchNorm2d, UNet, crop, pad_to_multiple
 from selfinv.models.wrappers import BackProjection, Unrolled, conjugate_gradient, estimate_lipschitz
 from selfinv.noise import Gaussian, Poisson
@@ -79,7 +79,8 @@ def test_unet_variants_keep_shape(kw):
 def test_backbone_output_channels_and_registry():
     for name in BACKBONES:
         net = build_backbone(name, 3, 1, {"widths": (4, 8)} if name == "drunet" else {"width": 4})
-        assert net(torch.rand(1, 3, 9, 7)).shape == (1, 1, 9, 7)
+        size = (9, 7) if spatial_dims(name) == 2 else (5, 9, 7)  # volumes for 3-D backbones
+        assert net(torch.rand(1, 3, *size)).shape == (1, 1, *size)
     with pytest.raises(ValueError, match="unknown backbone"):
         build_backbone("resnet", 1, 1)
 

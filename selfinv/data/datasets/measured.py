@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from selfinv.data.image_info import ImageInfo
 from selfinv.data.normalization import Normalization
 from selfinv.data.physics_params import params_and_template, physics_from_record
 from selfinv.data.readers import list_images, read_image
+from selfinv.data.stacks import saturated_pixels, saturation_warning
 from selfinv.noise import NoiseModel
 from selfinv.physics.base import LinearOperator
 
@@ -165,7 +167,8 @@ class MeasurementDataset(PhysicsDataset):
         integers (a mask saved as an 8-bit PNG) are divided by the top of their data range, so
         0/255 becomes 0/1; store anything else as float (``.npy``). ``physics``, ``noise``: as in
         :meth:`load` (``meta.json`` takes the place of the meta data). ``normalization`` defaults to
-        the one the y files imply (8-bit → /255, no offset).
+        the one the y files imply (8-bit → /255, no offset). Saturated pixels of 8/16-bit y files are reported in
+        one warning and kept (:func:`~selfinv.data.stacks.saturated_pixels`).
         """
         folder = Path(folder)
         if not (folder / "y").is_dir():
@@ -185,8 +188,12 @@ class MeasurementDataset(PhysicsDataset):
         y_list: list[np.ndarray] = []
         collected: dict[str, list[np.ndarray]] = {k: [] for k in fields}
         infos: list[ImageInfo] = []
+        saturated = []
         for stem in sorted(stems):
             y_arr, info = read_image(stems[stem], return_info=True)
+            hit = saturated_pixels(y_arr, info)
+            if hit is not None:
+                saturated.append((stems[stem].name, hit[0], y_arr.size, hit[1], hit[2]))
             depth = y_arr.shape[0] if y_arr.ndim == 4 else None
             y_slices = list(y_arr) if depth else [y_arr]
             names += [f"{stem}[{d}]" for d in range(depth)] if depth else [stem]
@@ -202,6 +209,9 @@ class MeasurementDataset(PhysicsDataset):
                     collected[field] += list(arr)
                 else:
                     collected[field] += [arr] * len(y_slices)
+        line = saturation_warning(saturated, len(stems), f"{folder.name}/y")
+        if line:
+            warnings.warn(line, stacklevel=2)
         if normalization is None:
             normalization = file_normalization(infos, names, "MeasurementDataset", measurements=True)
         tensors = {}  # x and y2 stay in the units of y (normalised with it)

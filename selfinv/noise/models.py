@@ -341,6 +341,54 @@ class Unknown(NoiseModel):
 NOISE_MODELS["unknown"] = Unknown
 
 
+#: the noise models :class:`Estimate` can stand for
+ESTIMABLE = ("auto", "gaussian", "poisson_gaussian")
+
+
+class Estimate(NoiseModel):
+    r"""A placeholder for noise whose model and level are read off the measurements (:func:`selfinv.noise.estimate`).
+
+    In a config, ``noise: {name: estimate, model: auto}`` asks the engine to estimate the noise from the
+    training measurements when the experiment is built and to replace this placeholder by the concrete
+    :class:`Gaussian` or :class:`PoissonGaussian` it finds (the median of the per-sample estimates), which is
+    what the run's config, its report and its checkpoints record. The losses that need the noise level (SURE,
+    R2R, PURE, ...) then run with it. Like :class:`Unknown`, it cannot simulate anything.
+
+    Args:
+        model: ``"auto"`` (Poisson-Gaussian when the fitted gain is significantly above 0, else Gaussian),
+            ``"gaussian"`` or ``"poisson_gaussian"``.
+        method: the Gaussian estimator, ``"pca"`` (Chen, Zhu & Heng 2015, the default) or ``"mad"`` (wavelet MAD,
+            Donoho & Johnstone 1994).
+
+    Example:
+        >>> Estimate(model="gaussian")
+        Estimate(model='gaussian', method='pca')
+    """
+
+    supports_complex = True
+
+    def __init__(self, model: str = "auto", method: str = "pca") -> None:
+        super().__init__()
+        if model not in ESTIMABLE:
+            raise ValueError(f"Estimate: model must be one of {', '.join(ESTIMABLE)}, got {model!r}")
+        if method not in ("pca", "mad"):
+            raise ValueError(f"Estimate: method must be pca or mad, got {method!r}")
+        self.model, self.method = model, method
+
+    def _sample(self, z, generator):
+        raise ValueError("Estimate: the noise is to be estimated from measurements, so it cannot be simulated; set "
+                         "data.true_noise to the noise that corrupts simulated data")
+
+    def _variance(self, z):
+        raise ValueError("Estimate: the noise has not been estimated yet (selfinv.noise.estimate)")
+
+    def extra_repr(self) -> str:
+        return f"model={self.model!r}, method={self.method!r}"
+
+
+NOISE_MODELS["estimate"] = Estimate
+
+
 def describe(noise: NoiseModel | None) -> dict | None:
     """A noise model as a config section (``{"name": "gaussian", "sigma": 0.1}``): its registry name and its
     parameters (per-sample ones by their first value); None for noiseless.
@@ -360,4 +408,6 @@ def describe(noise: NoiseModel | None) -> dict | None:
         out[p] = float(t.reshape(-1)[0]) if t.numel() else None
     if isinstance(noise, Unknown):
         out["separable"] = noise.separable
+    if isinstance(noise, Estimate):
+        out.update(model=noise.model, method=noise.method)
     return out

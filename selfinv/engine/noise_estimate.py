@@ -1,0 +1,112 @@
+"""``noise: {name: estimate}``: the noise model read off a data set's measurements (:func:`selfinv.noise.estimate`).
+
+:func:`estimate_dataset_noise` estimates it per measurement; :func:`resolved_noise` turns the estimate into one
+concrete noise section (the median of the per-measurement parameters), which replaces ``estimate`` in the resolved
+config, so that the run's ``config.yaml``, its report and its checkpoints hold the concrete model and
+``reconstruct``/``evaluate`` need no second estimate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from selfinv.config import Config, ConfigError, parse_config
+from selfinv.engine.physics_builders import build_noise
+from selfinv.noise import Estimate, Gaussian, NoiseModel, PoissonGaussian, describe, estimate
+
+__all__ = ["NoiseEstimate", "data_with_estimated_noise", "estimate_dataset_noise", "placeholder"]
+
+#: the most measurements read for the estimate (the first ones of the data set)
+MAX_MEASUREMENTS = 64
+
+
+@dataclass
+class NoiseEstimate:
+    """The noise of a data set's measurements: per measurement (``per_sample``, (N,) parameters) and as one model
+    (``noise``, the medians)."""
+
+    per_sample: NoiseModel
+    noise: NoiseModel
+    n: int
+    requested: str  # the model asked for: auto, gaussian or poisson_gaussian
+
+    @property
+    def section(self) -> dict:
+        """``noise`` as a config section (``{"name": "gaussian", "sigma": ...}``)."""
+        return describe(self.noise)
+
+    def summary(self) -> str:
+        """One line: the model, each parameter's median and range over the measurements."""
+        parts = []
+        for name in self.per_sample._per_sample:
+            t = getattr(self.per_sample, name).to(torch.float64)
+            parts.append(f"{'σ' if name == 'sigma' else name} {float(t.median()):.4g} (range {float(t.min()):.4g} to "
+                         f"{float(t.max()):.4g})")
+        chosen = "" if self.requested != "auto" else (
+            " — the gain is significant (Poisson-Gaussian)" if isinstance(self.noise, PoissonGaussian)
+            else " — no significant signal-dependent part (Gaussian)")
+        return (f"estimated noise: {type(self.noise).__name__}, {', '.join(parts)}; median over {self.n} "
+                f"measurement{'s' if self.n != 1 else ''}{chosen}")
+
+
+def placeholder(noise) -> Estimate | None:
+    """The :class:`~selfinv.noise.Estimate` placeholder if ``noise`` is one, else None."""
+    return noise if isinstance(noise, Estimate) else None
+
+
+def estimate_dataset_noise(dataset, physics, request: Estimate, img_shape: tuple[int, ...],
+                           where: str = "noise") -> NoiseEstimate:
+    """The noise of the first :data:`MAX_MEASUREMENTS` measurements of ``dataset`` (a measurement or simulated set
+    with ``y``; its per-sample operators, when it has some, tell which entries are measured).
+
+    The measurements must be images: those of an operator acting pixel by pixel (its ``crop_alignment`` is set:
+    denoising, inpainting), or real ones of the image's shape ``img_shape`` (C, H, W) (blur); k-space, sinograms
+    and compressed measurements are refused. Any problem (too small, complex with ``poisson_gaussian``, too few
+    measured pixels) is one :class:`~selfinv.config.ConfigError` line naming ``where``."""
+    y = dataset.y[:MAX_MEASUREMENTS]
+    op0 = physics.select(0) if getattr(physics, "batch_size", None) else physics
+    pixelwise = isinstance(getattr(op0, "crop_alignment", None), int)
+    if not (pixelwise or (not y.is_complex() and tuple(y.shape[1:]) == tuple(img_shape))):
+        raise ConfigError(f"config: {where}: estimate reads the noise from measurements that are images, not from "
+                          f"{type(op0).__name__} measurements {tuple(y.shape[1:])}; give the noise model and its level")
+    params = getattr(dataset, "params", None) or {}
+    op = dataset.make_physics({k: v[: y.shape[0]] for k, v in params.items()}) if params else physics
+    try:
+        mask = op.acquired(y)
+    except (ValueError, RuntimeError, TypeError):
+        mask = None
+    if isinstance(mask, torch.Tensor) and (mask.ndim != y.ndim or bool(mask.all())):
+        mask = None
+    if y.ndim not in (4, 5) or y.shape[-1] < 16 or y.shape[-2] < 16:
+        raise ConfigError(f"config: {where}: estimate reads the noise from image-shaped measurements (B, C, H, W) of at "
+                          f"least 16x16, got {tuple(y.shape)}; give the noise model and its level instead")
+    try:
+        per = estimate(y, model=request.model, mask=mask, method=request.method)
+    except ValueError as e:
+        raise ConfigError(f"config: {where}: {e}") from None
+    if isinstance(per, PoissonGaussian):
+        one = PoissonGaussian(float(per.gain.median()), float(per.sigma.median()))
+    else:
+        one = Gaussian(float(per.sigma.median()))
+    return NoiseEstimate(per, one, int(y.shape[0]), request.model)
+
+
+def data_with_estimated_noise(cfg: Config, build: Callable[[Config], Any]):
+    """The data of a config whose noise is ``estimate``: ``build(cfg)`` (the data with the placeholder), the noise
+    estimated from its measurements (simulated ones for simulated data, which need ``data.true_noise``), and
+    ``build`` again with the concrete model in the config; the result carries the estimate (``noise_estimate``)."""
+    request = placeholder(build_noise(cfg))
+    if cfg.data.source != "measurements" and cfg.data.true_noise is None:
+        raise ConfigError("config: noise 'estimate' reads the noise off measurements: for simulated data set "
+                          "data.true_noise to the noise that corrupts them (it is then estimated from the simulated ones)")
+    first = build(cfg)
+    est = estimate_dataset_noise(first.dataset, first.physics, request, first.img_shape)
+    data = cfg.model_dump(mode="json", exclude_unset=True)
+    data["noise"] = est.section
+    out = build(parse_config(data))
+    out.noise_estimate = est
+    return out
