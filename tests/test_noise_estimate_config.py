@@ -89,3 +89,31 @@ def test_training_sure_with_the_estimated_noise_records_the_concrete_model(measu
     resolved = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert resolved["noise"]["name"] == "gaussian" and abs(resolved["noise"]["sigma"] / 0.05 - 1) < 0.1
     assert "estimated noise" in (run_dir / "report.md").read_text()
+
+
+def test_measured_frames_keep_their_own_noise_level_in_training(tmp_path):
+    """Frames of different noise levels: the patches and batches the losses see carry each frame's own estimate
+    (a single median would give SURE the wrong σ on every frame), while the config records the median."""
+    g = torch.Generator().manual_seed(1)
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    x = torch.linspace(0.1, 0.9, 64).repeat(64, 1)
+    sigmas = [0.02, 0.05, 0.1, 0.2]
+    for i, s in enumerate(sigmas):
+        np.save(folder / f"frame{i}.npy", (x + s * torch.randn(64, 64, generator=g))[None].numpy().astype(np.float32))
+    cfg = measurement_config(folder)
+    cfg["noise"] = {"name": "estimate", "model": "gaussian"}
+    cfg["data"]["val_fraction"] = 0.0
+    exp = build_experiment(parse_config(cfg))
+    per_frame = exp.dataset.params["noise.sigma"]
+    assert per_frame.shape == (4,) and torch.allclose(per_frame, torch.tensor(sigmas), rtol=0.1)
+    assert abs(exp.cfg.noise.sigma / float(per_frame.median()) - 1) < 1e-6  # the config: one median model
+    seen = {float(exp.train[i].params["noise.sigma"]) for i in range(len(exp.train))}
+    assert seen == {float(v) for v in per_frame}  # every patch carries a frame's level ...
+    for i in range(0, len(exp.train), 7):  # ... its own frame's: the patch's own noise (row differences) agrees
+        s = exp.train[i]
+        own = float((s.y[..., :, 1:] - s.y[..., :, :-1]).std() / 2**0.5)
+        assert abs(own / float(s.params["noise.sigma"]) - 1) < 0.3
+    patch = exp.train[0]
+    physics = exp.train.make_physics({k: v[None] for k, v in patch.params.items()})
+    assert float(physics.noise.sigma.reshape(-1)[0]) == float(patch.params["noise.sigma"])

@@ -1,9 +1,11 @@
 """``noise: {name: estimate}``: the noise model read off a data set's measurements (:func:`selfinv.noise.estimate`).
 
-:func:`estimate_dataset_noise` estimates it per measurement; :func:`resolved_noise` turns the estimate into one
-concrete noise section (the median of the per-measurement parameters), which replaces ``estimate`` in the resolved
-config, so that the run's ``config.yaml``, its report and its checkpoints hold the concrete model and
-``reconstruct``/``evaluate`` need no second estimate.
+:func:`estimate_dataset_noise` estimates it per measurement and as one concrete noise section (the median of the
+per-measurement parameters), which replaces ``estimate`` in the resolved config, so that the run's
+``config.yaml``, its report and its checkpoints hold a concrete model and ``reconstruct``/``evaluate`` need no
+second estimate. For training, a set of measured frames keeps each frame's own estimate (the noise of real frames
+varies: the gain of the 18 W2S frames spans 0.015–0.14): :func:`data_with_estimated_noise` gives the losses
+that need the level (SURE, PURE, R2R, ...) the parameters of the frame each sample or patch comes from.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from selfinv.noise import Estimate, Gaussian, NoiseModel, PoissonGaussian, descr
 
 __all__ = ["NoiseEstimate", "data_with_estimated_noise", "estimate_dataset_noise", "placeholder"]
 
-#: the most measurements read for the estimate (the first ones of the data set)
-MAX_MEASUREMENTS = 64
+#: the most measurements read for the estimate (the first ones of the data set); sets of up to this many
+#: measurements get a per-measurement noise model for training
+MAX_MEASUREMENTS = 1024
 
 
 @dataclass
@@ -109,4 +112,21 @@ def data_with_estimated_noise(cfg: Config, build: Callable[[Config], Any]):
     data["noise"] = est.section
     out = build(parse_config(data))
     out.noise_estimate = est
+    _per_measurement_noise(out.dataset, est)
     return out
+
+
+def _per_measurement_noise(dataset, est: NoiseEstimate) -> None:
+    """Give a measurement set each measurement's own estimated noise parameters (per-sample operator parameters
+    ``noise.<name>``, which patches and batches carry along), when every measurement was estimated; a set with
+    other per-sample operator parameters, or simulated data (one known noise), keeps the single model."""
+    from selfinv.data.datasets.measured import MeasurementDataset
+
+    if not isinstance(dataset, MeasurementDataset) or dataset.params or est.n != len(dataset):
+        return
+    template = dataset.physics_template.noise
+    if type(template) is not type(est.per_sample):
+        return
+    for name in est.per_sample._per_sample:
+        value = getattr(est.per_sample, name).to(dataset.y.dtype if not dataset.y.is_complex() else torch.float32)
+        dataset.params[f"noise.{name}"] = value.reshape(len(dataset))
