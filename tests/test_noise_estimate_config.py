@@ -117,3 +117,23 @@ def test_measured_frames_keep_their_own_noise_level_in_training(tmp_path):
     patch = exp.train[0]
     physics = exp.train.make_physics({k: v[None] for k, v in patch.params.items()})
     assert float(physics.noise.sigma.reshape(-1)[0]) == float(patch.params["noise.sigma"])
+
+
+def test_a_black_level_is_reported_where_the_poisson_gaussian_model_cannot_express_it():
+    """Var(y) = γ(x − c) (a camera pedestal c, Foi et al. 2008): the fitted level is negative, clamped to σ² = 0 in
+    the model, so the estimate says so with c ≈ the truth; pure Poisson noise (c = 0) gets no warning."""
+    from selfinv.data import MeasurementDataset
+    from selfinv.engine.noise_estimate import estimate_dataset_noise
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.linspace(0.25, 1.0, 256).repeat(4, 1, 256, 1)
+    gain = 0.05
+    for c, expect in ((0.2, True), (0.0, False)):
+        y = c + gain * torch.poisson((x - c) / gain, generator=g)
+        ds = MeasurementDataset(y, Denoising())
+        est = estimate_dataset_noise(ds, ds.physics_template, Estimate("poisson_gaussian"), (1, 256, 256))
+        warning = est.black_level_warning()
+        assert (warning is not None) == expect, warning
+        if expect:
+            assert torch.allclose(est.black_level, torch.full((4,), c, dtype=est.black_level.dtype), rtol=0.3)
+            assert warning in est.summary() and "4 of 4 measurements" in warning

@@ -19,6 +19,7 @@ import torch
 from selfinv.config import Config, ConfigError, parse_config
 from selfinv.engine.physics_builders import build_noise
 from selfinv.noise import Estimate, Gaussian, NoiseModel, PoissonGaussian, describe, estimate
+from selfinv.noise.mean_variance import fit_poisson_gaussian
 
 __all__ = ["NoiseEstimate", "data_with_estimated_noise", "estimate_dataset_noise", "placeholder"]
 
@@ -36,6 +37,19 @@ class NoiseEstimate:
     noise: NoiseModel
     n: int
     requested: str  # the model asked for: auto, gaussian or poisson_gaussian
+    black_level: torch.Tensor | None = None  # (N,) c of Var = γ(x − c), where the fitted level σ² is significantly < 0
+
+    def black_level_warning(self) -> str | None:
+        """One line when the variance line of some measurements has a significantly negative intercept: a black
+        level (pedestal, Foi et al. 2008) that the Poisson-Gaussian model, σ² ≥ 0, cannot express."""
+        if self.black_level is None or not bool((self.black_level > 0).any()):
+            return None
+        c = self.black_level[self.black_level > 0]
+        return (f"warning: {c.numel()} of {self.n} measurements have a black level: their variance is γ(x − c) with c "
+                f"{float(c.median()):.3g} (range {float(c.min()):.3g} to {float(c.max()):.3g}), a negative intercept "
+                "that the Poisson-Gaussian model (σ² ≥ 0) cannot express: it overstates the variance by γc and biases "
+                "PURE/PG-URE towards over-smoothing; subtract the camera offset first (data.normalization: {scale, "
+                "offset}) or prefer a loss without a noise model (noise2self, noise2void, neighbor2neighbor)")
 
     @property
     def section(self) -> dict:
@@ -52,8 +66,10 @@ class NoiseEstimate:
         chosen = "" if self.requested != "auto" else (
             " — the gain is significant (Poisson-Gaussian)" if isinstance(self.noise, PoissonGaussian)
             else " — no significant signal-dependent part (Gaussian)")
-        return (f"estimated noise: {type(self.noise).__name__}, {', '.join(parts)}; median over {self.n} "
+        line = (f"estimated noise: {type(self.noise).__name__}, {', '.join(parts)}; median over {self.n} "
                 f"measurement{'s' if self.n != 1 else ''}{chosen}")
+        warning = self.black_level_warning()
+        return line if warning is None else f"{line}\n{warning}"
 
 
 def placeholder(noise) -> Estimate | None:
@@ -91,11 +107,15 @@ def estimate_dataset_noise(dataset, physics, request: Estimate, img_shape: tuple
         per = estimate(y, model=request.model, mask=mask, method=request.method)
     except ValueError as e:
         raise ConfigError(f"config: {where}: {e}") from None
+    black = None
     if isinstance(per, PoissonGaussian):
         one = PoissonGaussian(float(per.gain.median()), float(per.sigma.median()))
+        fit = fit_poisson_gaussian(y, mask)  # the unclamped level: significantly < 0 is a black level
+        negative = (fit.gain > 0) & (fit.sigma2 + 3 * fit.sigma2_se < 0)
+        black = torch.where(negative, -fit.sigma2 / fit.gain.clamp_min(1e-300), torch.zeros_like(fit.sigma2))
     else:
         one = Gaussian(float(per.sigma.median()))
-    return NoiseEstimate(per, one, int(y.shape[0]), request.model)
+    return NoiseEstimate(per, one, int(y.shape[0]), request.model, black)
 
 
 def data_with_estimated_noise(cfg: Config, build: Callable[[Config], Any]):

@@ -104,7 +104,7 @@ def write_run_report(exp: Experiment, result: RunResult, title: str | None = Non
         f"{'x'.join(map(str, exp.img_shape))}{' (complex)' if exp.is_complex else ''}",
         f"- physics: {exp.cfg.physics.name}{' (per-sample operators: ' + exp.cfg.physics.sampler.name + ')' if exp.cfg.physics.sampler else ''}, "
         f"noise: {exp.cfg.noise.name if exp.cfg.noise else 'none'}"
-        + (f" ({exp.noise_estimate.summary()})" if getattr(exp, "noise_estimate", None) is not None else ""),
+        + (f" ({exp.noise_estimate.summary().replace(chr(10), '; ')})" if getattr(exp, "noise_estimate", None) is not None else ""),
         f"- model: {describe_model(exp.cfg)}, {sum(p.numel() for p in exp.model.parameters())} parameters",
         f"- steps: {result.state.step}, training time {result.seconds:.1f} s"
         + (f", median step {statistics.median(result.step_times) * 1000:.1f} ms" if result.step_times else ""),
