@@ -31,14 +31,12 @@ _PAD_MODES = ("reflect", "replicate", "zeros")
 
 
 # ---------------------------------------------------------------------- shared helpers
-def pad_to_multiple(
-    x: torch.Tensor, multiple: int, mode: str = "reflect"
-) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
-    """Pad the last two axes of x (symmetrically) up to a multiple of ``multiple``; returns (padded, pad).
+def pad_to_multiple(x: torch.Tensor, multiple: int, mode: str = "reflect", dims: int = 2) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """Pad the last ``dims`` axes of x (symmetrically) up to a multiple of ``multiple``; returns (padded, pad).
 
     ``mode`` is ``"reflect"``, ``"replicate"`` or ``"zeros"``; reflection needs the pad to be smaller than
     the image, so tiny images (e.g. 1 pixel high) fall back to ``"replicate"``. ``pad`` is F.pad's
-    (left, right, top, bottom), to give to :func:`crop`. All three modes are positively homogeneous.
+    (left, right, top, bottom[, front, back]), to give to :func:`crop`. All three modes are positively homogeneous.
 
     Example:
         >>> import torch
@@ -50,23 +48,27 @@ def pad_to_multiple(
     """
     if mode not in _PAD_MODES:
         raise ValueError(f"pad_to_multiple: mode must be one of {', '.join(_PAD_MODES)}, got {mode!r}")
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    pad = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
-    if ph == 0 and pw == 0:
+    sizes = tuple(x.shape[-dims:])[::-1]  # F.pad lists the last axis first
+    pad: tuple[int, ...] = ()
+    for size in sizes:
+        extra = (-size) % multiple
+        pad += (extra // 2, extra - extra // 2)
+    if not any(pad):
         return x, pad
-    if mode == "reflect" and (max(pad[:2]) >= w or max(pad[2:]) >= h):
+    if mode == "reflect" and any(max(pad[2 * i : 2 * i + 2]) >= size for i, size in enumerate(sizes)):
         mode = "replicate"
     if mode == "zeros":
         return F.pad(x, pad), pad
     return F.pad(x, pad, mode=mode), pad
 
 
-def crop(x: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor:
-    """Undo :func:`pad_to_multiple` (remove ``pad`` = (left, right, top, bottom) from the last two axes)."""
-    left, right, top, bottom = pad
-    h, w = x.shape[-2:]
-    return x[..., top : h - bottom, left : w - right]
+def crop(x: torch.Tensor, pad: tuple[int, ...]) -> torch.Tensor:
+    """Undo :func:`pad_to_multiple` (remove F.pad's ``pad``, last axis first, from the last len(pad)/2 axes)."""
+    index = [slice(None)] * x.ndim
+    for i in range(len(pad) // 2):
+        axis = x.ndim - 1 - i
+        index[axis] = slice(pad[2 * i], x.shape[axis] - pad[2 * i + 1])
+    return x[tuple(index)]
 
 
 class BiasFreeBatchNorm2d(nn.Module):
@@ -93,9 +95,17 @@ class BiasFreeBatchNorm2d(nn.Module):
         return x * (self.weight / sd).reshape(1, -1, *([1] * (x.ndim - 2)))
 
 
-def norm_layer(channels: int, bias: bool) -> nn.Module:
-    """``nn.BatchNorm2d`` with bias, :class:`BiasFreeBatchNorm2d` without."""
-    return nn.BatchNorm2d(channels) if bias else BiasFreeBatchNorm2d(channels)
+#: the layers of a network with 2 or 3 spatial axes: convolution, transposed convolution, max-pooling, batch
+#: normalisation, and the name of the linear interpolation mode
+_LAYERS = {
+    2: (nn.Conv2d, nn.ConvTranspose2d, nn.MaxPool2d, nn.BatchNorm2d, "bilinear"),
+    3: (nn.Conv3d, nn.ConvTranspose3d, nn.MaxPool3d, nn.BatchNorm3d, "trilinear"),
+}
+
+
+def norm_layer(channels: int, bias: bool, dims: int = 2) -> nn.Module:
+    """``nn.BatchNorm2d`` (``3d`` for volumes) with bias, :class:`BiasFreeBatchNorm2d` (any dimension) without."""
+    return _LAYERS[dims][3](channels) if bias else BiasFreeBatchNorm2d(channels)
 
 
 def check_images(y: torch.Tensor, channels: int, owner: str) -> None:
@@ -127,12 +137,12 @@ def from_real_output(x: torch.Tensor, was_complex: bool) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------- the U-Net
-def _double_conv(cin: int, cout: int, bias: bool, bn: bool) -> nn.Sequential:
+def _double_conv(cin: int, cout: int, bias: bool, bn: bool, dims: int) -> nn.Sequential:
     layers: list[nn.Module] = []
     for a, b in ((cin, cout), (cout, cout)):
-        layers.append(nn.Conv2d(a, b, 3, padding=1, bias=bias and not bn))
+        layers.append(_LAYERS[dims][0](a, b, 3, padding=1, bias=bias and not bn))
         if bn:
-            layers.append(norm_layer(b, bias))
+            layers.append(norm_layer(b, bias, dims))
         layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
 
@@ -171,6 +181,8 @@ class UNet(nn.Module):
         True
     """
 
+    spatial_dims = 2
+
     def __init__(
         self,
         in_channels: int,
@@ -185,11 +197,13 @@ class UNet(nn.Module):
         padding: str = "reflect",
     ) -> None:
         super().__init__()
-        check_ints("UNet", in_channels=in_channels, out_channels=out_channels, width=width)
-        check_int(depth, "depth", "UNet", low=0)
-        check_either(down, ("maxpool", "conv"), "down", "UNet")
-        check_either(up, ("transpose", "bilinear"), "up", "UNet")
-        check_one_of(padding, _PAD_MODES, "padding", "UNet")
+        owner, dims = type(self).__name__, self.spatial_dims
+        conv, transpose, pool, _, interpolation = _LAYERS[dims]
+        check_ints(owner, in_channels=in_channels, out_channels=out_channels, width=width)
+        check_int(depth, "depth", owner, low=0)
+        check_either(down, ("maxpool", "conv"), "down", owner)
+        check_either(up, ("transpose", interpolation), "up", owner)
+        check_one_of(padding, _PAD_MODES, "padding", owner)
         self.in_channels, self.out_channels, self.depth = in_channels, out_channels, depth
         self.residual = bool(residual) and in_channels == out_channels
         self.padding = padding
@@ -197,33 +211,27 @@ class UNet(nn.Module):
         self.bias = bias
         w = [width * 2**i for i in range(depth + 1)]
 
-        self.inc = _double_conv(in_channels, w[0], bias, bn)
+        self.inc = _double_conv(in_channels, w[0], bias, bn, dims)
         self.downs = nn.ModuleList()
         self.encoders = nn.ModuleList()
         for i in range(1, depth + 1):
-            self.downs.append(
-                nn.MaxPool2d(2) if down == "maxpool" else nn.Conv2d(w[i - 1], w[i - 1], 2, stride=2, bias=bias)
-            )
-            self.encoders.append(_double_conv(w[i - 1], w[i], bias, bn))
+            self.downs.append(pool(2) if down == "maxpool" else conv(w[i - 1], w[i - 1], 2, stride=2, bias=bias))
+            self.encoders.append(_double_conv(w[i - 1], w[i], bias, bn, dims))
         self.ups = nn.ModuleList()
         self.decoders = nn.ModuleList()
         for i in range(depth, 0, -1):
             if up == "transpose":
-                self.ups.append(nn.ConvTranspose2d(w[i], w[i - 1], 2, stride=2, bias=bias))
+                self.ups.append(transpose(w[i], w[i - 1], 2, stride=2, bias=bias))
             else:
-                self.ups.append(
-                    nn.Sequential(
-                        nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-                        nn.Conv2d(w[i], w[i - 1], 1, bias=bias),
-                    )
-                )
-            self.decoders.append(_double_conv(2 * w[i - 1], w[i - 1], bias, bn))
-        self.outc = nn.Conv2d(w[0], out_channels, 1, bias=bias)
+                self.ups.append(nn.Sequential(nn.Upsample(scale_factor=2, mode=interpolation, align_corners=False),
+                                              conv(w[i], w[i - 1], 1, bias=bias)))
+            self.decoders.append(_double_conv(2 * w[i - 1], w[i - 1], bias, bn, dims))
+        self.outc = conv(w[0], out_channels, 1, bias=bias)
 
-    def forward(self, x: torch.Tensor, physics=None) -> torch.Tensor:
-        """Apply the U-Net to (B, in_channels, H, W) images (any H, W); ``physics`` is ignored."""
-        x, was_complex = to_real_input(x, self.in_channels, "UNet")
-        xp, pad = pad_to_multiple(x, 2**self.depth, self.padding)
+    def _network(self, x: torch.Tensor) -> torch.Tensor:
+        """The network on real input (B, in_channels, *spatial) of any size: padded to a multiple of
+        :math:`2^\\text{depth}`, encoded, decoded, cropped back, plus the input when residual."""
+        xp, pad = pad_to_multiple(x, 2**self.depth, self.padding, self.spatial_dims)
         h = self.inc(xp)
         skips = []
         for down, enc in zip(self.downs, self.encoders, strict=True):
@@ -232,9 +240,12 @@ class UNet(nn.Module):
         for up, dec in zip(self.ups, self.decoders, strict=True):
             h = dec(torch.cat([skips.pop(), up(h)], dim=1))
         out = crop(self.outc(h), pad)
-        if self.residual:
-            out = out + x
-        return from_real_output(out, was_complex)
+        return out + x if self.residual else out
+
+    def forward(self, x: torch.Tensor, physics=None) -> torch.Tensor:
+        """Apply the U-Net to (B, in_channels, H, W) images (any H, W); ``physics`` is ignored."""
+        x, was_complex = to_real_input(x, self.in_channels, "UNet")
+        return from_real_output(self._network(x), was_complex)
 
     def extra_repr(self) -> str:
         return f"depth={self.depth}, bias={self.bias}, residual={self.residual}, padding={self.padding!r}"

@@ -13,51 +13,10 @@ so, and which depth would fit). ``bias=False`` gives a positively homogeneous ne
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from selfinv._checks import check_either, check_int, check_ints, check_one_of
-from selfinv.models.unet import BiasFreeBatchNorm2d
+from selfinv.models.unet import UNet
 
-__all__ = ["UNet3d", "check_volumes", "crop3d", "pad3d_to_multiple"]
-
-_PAD_MODES = ("reflect", "replicate", "zeros")
-
-
-def pad3d_to_multiple(
-    x: torch.Tensor, multiple: int, mode: str = "reflect"
-) -> tuple[torch.Tensor, tuple[int, int, int, int, int, int]]:
-    """Pad the last three axes of x symmetrically up to a multiple of ``multiple``; returns (padded, pad).
-
-    ``pad`` is F.pad's (left, right, top, bottom, front, back); reflection falls back to replication where a
-    pad is not smaller than its axis.
-
-    Example:
-        >>> import torch
-        >>> x = torch.rand(1, 1, 3, 5, 8)
-        >>> xp, pad = pad3d_to_multiple(x, 4)
-        >>> tuple(xp.shape), torch.equal(crop3d(xp, pad), x)
-        ((1, 1, 4, 8, 8), True)
-    """
-    check_one_of(mode, _PAD_MODES, "mode", "pad3d_to_multiple")
-    sizes = x.shape[-3:]
-    extra = [(-s) % multiple for s in sizes]  # (d, h, w)
-    pad: tuple[int, ...] = ()
-    for e in reversed(extra):  # F.pad lists the last axis first
-        pad += (e // 2, e - e // 2)
-    if not any(extra):
-        return x, pad  # type: ignore[return-value]
-    if mode == "reflect" and any(max(pad[2 * i : 2 * i + 2]) >= s for i, s in enumerate(reversed(sizes))):
-        mode = "replicate"
-    out = F.pad(x, pad) if mode == "zeros" else F.pad(x, pad, mode=mode)
-    return out, pad  # type: ignore[return-value]
-
-
-def crop3d(x: torch.Tensor, pad: tuple[int, int, int, int, int, int]) -> torch.Tensor:
-    """Undo :func:`pad3d_to_multiple`."""
-    left, right, top, bottom, front, back = pad
-    d, h, w = x.shape[-3:]
-    return x[..., front : d - back, top : h - bottom, left : w - right]
+__all__ = ["UNet3d", "check_volumes"]
 
 
 def check_volumes(x: object, channels: int, owner: str) -> None:
@@ -71,17 +30,7 @@ def check_volumes(x: object, channels: int, owner: str) -> None:
         raise ValueError(f"{owner}: expects {channels} input channels, got {x.shape[1]}")
 
 
-def _double_conv(cin: int, cout: int, bias: bool, bn: bool) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for a, b in ((cin, cout), (cout, cout)):
-        layers.append(nn.Conv3d(a, b, 3, padding=1, bias=bias and not bn))
-        if bn:
-            layers.append(nn.BatchNorm3d(b) if bias else BiasFreeBatchNorm2d(b))
-        layers.append(nn.ReLU(inplace=True))
-    return nn.Sequential(*layers)
-
-
-class UNet3d(nn.Module):
+class UNet3d(UNet):
     r"""3-D U-Net (Çiçek et al. 2016) volume-to-volume backbone: the 2-D :class:`~selfinv.models.UNet`, in 3-D.
 
     Level i (0..depth) has :math:`\text{width}\cdot 2^i` channels (about 0.7 M parameters for depth 2,
@@ -129,33 +78,7 @@ class UNet3d(nn.Module):
         up: str = "transpose",
         padding: str = "reflect",
     ) -> None:
-        super().__init__()
-        check_ints("UNet3d", in_channels=in_channels, out_channels=out_channels, width=width)
-        check_int(depth, "depth", "UNet3d", low=0)
-        check_either(down, ("maxpool", "conv"), "down", "UNet3d")
-        check_either(up, ("transpose", "trilinear"), "up", "UNet3d")
-        check_one_of(padding, _PAD_MODES, "padding", "UNet3d")
-        self.in_channels, self.out_channels, self.depth = in_channels, out_channels, depth
-        self.residual = bool(residual) and in_channels == out_channels
-        self.padding, self.bias = padding, bool(bias)
-        bias, bn = bool(bias), bool(batch_norm)
-        w = [width * 2**i for i in range(depth + 1)]
-        self.inc = _double_conv(in_channels, w[0], bias, bn)
-        self.downs, self.encoders = nn.ModuleList(), nn.ModuleList()
-        for i in range(1, depth + 1):
-            self.downs.append(
-                nn.MaxPool3d(2) if down == "maxpool" else nn.Conv3d(w[i - 1], w[i - 1], 2, stride=2, bias=bias)
-            )
-            self.encoders.append(_double_conv(w[i - 1], w[i], bias, bn))
-        self.ups, self.decoders = nn.ModuleList(), nn.ModuleList()
-        for i in range(depth, 0, -1):
-            if up == "transpose":
-                self.ups.append(nn.ConvTranspose3d(w[i], w[i - 1], 2, stride=2, bias=bias))
-            else:
-                self.ups.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="trilinear", align_corners=False),
-                                              nn.Conv3d(w[i], w[i - 1], 1, bias=bias)))
-            self.decoders.append(_double_conv(2 * w[i - 1], w[i - 1], bias, bn))
-        self.outc = nn.Conv3d(w[0], out_channels, 1, bias=bias)
+        super().__init__(in_channels, out_channels, depth, width, bias, residual, batch_norm, down, up, padding)
 
     def check_size(self, size: tuple[int, ...]) -> None:
         """Raise a one-line ValueError when a volume of spatial ``size`` (D, H, W) is too small for the depth."""
@@ -172,16 +95,4 @@ class UNet3d(nn.Module):
         """Apply the 3-D U-Net to (B, in_channels, D, H, W) volumes; ``physics`` is ignored."""
         check_volumes(x, self.in_channels, "UNet3d")
         self.check_size(tuple(x.shape[-3:]))
-        xp, pad = pad3d_to_multiple(x, 2**self.depth, self.padding)
-        h = self.inc(xp)
-        skips = []
-        for down, enc in zip(self.downs, self.encoders, strict=True):
-            skips.append(h)
-            h = enc(down(h))
-        for up, dec in zip(self.ups, self.decoders, strict=True):
-            h = dec(torch.cat([skips.pop(), up(h)], dim=1))
-        out = crop3d(self.outc(h), pad)
-        return out + x if self.residual else out
-
-    def extra_repr(self) -> str:
-        return f"depth={self.depth}, bias={self.bias}, residual={self.residual}, padding={self.padding!r}"
+        return self._network(x)
