@@ -119,9 +119,10 @@ def test_measured_frames_keep_their_own_noise_level_in_training(tmp_path):
     assert float(physics.noise.sigma.reshape(-1)[0]) == float(patch.params["noise.sigma"])
 
 
-def test_a_black_level_is_reported_where_the_poisson_gaussian_model_cannot_express_it():
-    """Var(y) = γ(x − c) (a camera pedestal c, Foi et al. 2008): the fitted level is negative, clamped to σ² = 0 in
-    the model, so the estimate says so with c ≈ the truth; pure Poisson noise (c = 0) gets no warning."""
+def test_a_black_level_is_estimated_as_the_poisson_gaussian_offset_and_reported():
+    """Var(y) = γ(x − c) (a camera pedestal c, Foi et al. 2008): the fitted level is negative, so the estimated model
+    carries the black level as its offset (c ≈ the truth, σ = 0) and the summary says so; pure Poisson noise (c = 0)
+    gets no offset and no note."""
     from selfinv.data import MeasurementDataset
     from selfinv.engine.noise_estimate import estimate_dataset_noise
 
@@ -132,8 +133,13 @@ def test_a_black_level_is_reported_where_the_poisson_gaussian_model_cannot_expre
         y = c + gain * torch.poisson((x - c) / gain, generator=g)
         ds = MeasurementDataset(y, Denoising())
         est = estimate_dataset_noise(ds, ds.physics_template, Estimate("poisson_gaussian"), (1, 256, 256))
-        warning = est.black_level_warning()
-        assert (warning is not None) == expect, warning
+        note = est.black_level_note()
+        assert (note is not None) == expect, note
+        assert isinstance(est.noise, PoissonGaussian) and torch.equal(est.black_level, est.per_sample.offset)
         if expect:
             assert torch.allclose(est.black_level, torch.full((4,), c, dtype=est.black_level.dtype), rtol=0.3)
-            assert warning in est.summary() and "4 of 4 measurements" in warning
+            assert abs(float(est.noise.offset) / c - 1) < 0.3 and est.section["offset"] == float(est.noise.offset)
+            assert bool((est.per_sample.sigma == 0).all())
+            assert note in est.summary() and "4 of 4 measurements" in note and "y − c" in note
+        else:
+            assert float(est.noise.offset) == 0 and "offset" not in est.section

@@ -43,6 +43,22 @@ def check(
         typer.echo("With this estimate, the losses that need the noise level apply: "
                    + (", ".join(enabled) if enabled else "none") + ".")
     typer.echo(str(advice))
+    if checked.noise_estimate is None and cfg.data.source == "measurements" and cfg.physics.name == "denoising":
+        # raw frames with a noise of unknown level: what noise: {name: estimate} would find, and what it would enable
+        from selfinv.config import ConfigError
+
+        try:
+            alt = config_advice(load_config(config, [*(set_ or []), "noise={name: estimate}"]), size,
+                                [yaml_value(t) for t in transform or []], noise_unknown)
+        except (ConfigError, ValueError) as e:
+            note(f"note: the noise could not be estimated from these measurements: {e}")
+            alt = None
+        if alt is not None and alt.noise_estimate is not None:
+            typer.echo(alt.noise_estimate.summary())
+            now = {v.loss for v in advice.verdicts if v.applicable}
+            more = [n for n in alt.enabled_by_estimate if n not in now]
+            typer.echo("With noise: {name: estimate} in the config, the losses that need the noise level apply too: "
+                       + (", ".join(more) if more else "none") + ".")
     names = [cfg.loss.name, *(t.name for t in cfg.loss.extra)]
     verdicts = [advice.verdict(n) for n in names if any(v.loss == n for v in advice.verdicts)]
     if verdicts:

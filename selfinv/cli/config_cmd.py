@@ -19,14 +19,22 @@ def config_init(
     loss: Annotated[str | None, typer.Option("--loss", help="The loss (default: sure, plus an EI term for inpainting and MRI; rei for CT, deblur, cs, demosaic).")] = None,
     measurements: Annotated[str | None, typer.Option("--measurements", help="Train on your measurements instead (denoising): "
                             "a folder, glob or file of raw frames; noise unknown, loss neighbor2neighbor unless --loss.")] = None,
+    volume: Annotated[bool | None, typer.Option("--volume/--no-volume", help="With --measurements: the files are ZYX volumes "
+                      "(z-stacks, tomograms): a 3-D U-Net on 3-D patches (default: when a TIFF's metadata has a Z axis).")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here (refused if it exists); default: stdout.")] = None,
     version: VersionOption = False,
 ) -> None:
     """Write a commented YAML config for a task that runs as is on the embedded photographs (or on --measurements)."""
-    from selfinv.cli.templates import render
+    from selfinv.cli.templates import render, stack_layout
     from selfinv.engine.files import write_text_new
 
-    text = render(task, loss, measurements)
+    if volume is None:
+        layout = stack_layout(measurements) if measurements is not None else None
+        volume = layout is not None and "Z" in layout
+        if layout is not None and not volume and layout[0] in "QI" and len(layout) == 3:
+            note(f"{measurements}: a stack of unnamed slices ({layout}); each slice is an image. For a volume (z-stack, "
+                 "tomogram) use --volume")
+    text = render(task, loss, measurements, volume)
     if output is None:
         typer.echo(text, nl=False)
         return

@@ -5,6 +5,7 @@
   one table from file extension to reader (the formats in :mod:`~selfinv.data.image_formats`,
   :mod:`~selfinv.data.array_formats`, :mod:`~selfinv.data.matlab`, :mod:`~selfinv.data.dicom_io`), and one
   to writer (:mod:`~selfinv.data.writers`).
+* :mod:`~selfinv.data.htc2022`: :func:`read_htc2022`, the HTC2022 fan-beam CT sinograms and their geometry.
 * :mod:`~selfinv.data.normalization`: :class:`Normalization`, explicit and recorded.
 * :mod:`~selfinv.data.embedded`: :func:`embedded_images`, real photographs from the scikit-image
   wheel with a fixed train/test split.
@@ -22,6 +23,7 @@ Nothing here needs data outside the package: the embedded photographs ship with 
 
 from selfinv.data.datasets import MeasurementDataset, PhysicsDataset, SimulatedDataset
 from selfinv.data.embedded import NAMES, TEST_NAMES, TRAIN_NAMES, embedded_images, embedded_names, phantom
+from selfinv.data.htc2022 import read_htc2022
 from selfinv.data.matlab import read_mat_struct
 from selfinv.data.normalization import Normalization
 from selfinv.data.patches import (
@@ -70,6 +72,7 @@ __all__ = [
     "phantom",
     "random_positions",
     "read_fastmri",
+    "read_htc2022",
     "read_image",
     "read_mat_struct",
     "split",

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from selfinv.data._io import _check_array, _check_values, _default_axes, _fail, _guard, _to_dchw
+from selfinv.data import bart
+from selfinv.data._io import _check_array, _default_axes, _fail, _guard, _to_dchw
 from selfinv.data.image_info import ImageInfo, _info_from_array
 
 __all__ = ["FASTMRI_RECON", "h5_datasets", "h5_open", "npy_bytes", "read_cfl", "read_h5", "read_npy"]
@@ -116,29 +117,11 @@ def read_h5(path: Path, key: str | None = None, axes: str | None = None) -> tupl
 
 # ---------------------------------------------------------------------- BART
 def read_cfl(path: Path) -> tuple[np.ndarray, ImageInfo]:
-    """A BART ``.cfl``/``.hdr`` pair (either name): complex64 in Fortran order, dims 0-2 → H, W, D, dims 3-4 →
-    C (coils × ESPIRiT maps), dims ≥ 5 → D."""
-    base = path.with_suffix("")
-    hdr, cfl = base.with_suffix(".hdr"), base.with_suffix(".cfl")
-    for p in (hdr, cfl):
-        if not p.is_file():
-            raise _fail(p, "is missing (a BART array needs both the .hdr and the .cfl file)")
-
-    def parse():
-        lines = hdr.read_text().splitlines()
-        i = [n for n, line in enumerate(lines) if line.strip().startswith("# Dimensions")][0]
-        return [int(v) for v in lines[i + 1].split()]
-
-    dims = _guard(hdr, "the BART header", parse)
-    if not dims or any(d < 0 for d in dims):
-        raise _fail(hdr, f"invalid BART dimensions {dims}")
-    n = int(np.prod(dims))
-    size = cfl.stat().st_size
-    if size != 8 * n:
-        raise _fail(cfl, f"has {size} bytes but the header's dimensions {dims} need {8 * n}; the file is truncated or does not match")
-    flat = np.fromfile(cfl, dtype=np.complex64)
-    dims = dims + [1] * max(0, 5 - len(dims))
-    arr = flat.reshape(dims, order="F")
+    """A BART ``.cfl``/``.hdr`` pair (either name; read by :func:`selfinv.data.bart.read_cfl`): complex64 in Fortran
+    order, dims 0-2 → H, W, D, dims 3-4 → C (coils × ESPIRiT maps), dims ≥ 5 → D."""
+    arr = bart.read_cfl(path)
+    dims = list(arr.shape) + [1] * max(0, 5 - arr.ndim)
+    arr = arr.reshape(dims)  # trailing singleton dimensions back (no reordering)
     spatial = [d for d in (0, 1, 2) if dims[d] > 1]
     pair = sorted((spatial + [d for d in (0, 1, 2) if d not in spatial])[:2])
     z = [d for d in (0, 1, 2) if d not in pair][0]
@@ -148,5 +131,4 @@ def read_cfl(path: Path) -> tuple[np.ndarray, ImageInfo]:
     arr = arr.reshape(d_size, dims[3] * dims[4], dims[pair[0]], dims[pair[1]])
     if d_size == 1:
         arr = arr[0]
-    _check_values(cfl, arr)
     return arr, _info_from_array(arr, channel_axis="coil")  # BART's C is receive coils (× ESPIRiT maps)

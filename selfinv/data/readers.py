@@ -83,7 +83,7 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -218,14 +218,15 @@ def read_image(
     return (out, info) if return_info else out
 
 
-def read_fastmri(path: PathLike) -> dict[str, Any]:
+def read_fastmri(path: PathLike, slices: int | slice | Sequence[int] | None = None) -> dict[str, Any]:
     """Read a fastMRI HDF5 file: k-space, the reconstruction if present, the mask and the attributes.
 
     fastMRI layout: dataset ``kspace`` of shape (slices, H, W) complex (single-coil) or
     (slices, coils, H, W) (multi-coil); optional ``reconstruction_esc`` (single-coil) or
     ``reconstruction_rss`` (slices, h, w) real, usually cropped to 320 × 320 and therefore smaller
     than k-space; optional ``mask`` (W,) on test/challenge files; file attributes such as
-    ``acquisition``, ``max`` and ``norm``.
+    ``acquisition``, ``max`` and ``norm``. ``slices`` (an index, a slice or a list of indices) reads only
+    those slices of k-space and reconstruction from the file.
 
     Returns:
         ``{"kspace": (S, C, H, W) complex64, "reconstruction": (S, 1, h, w) float32 or None,
@@ -238,9 +239,10 @@ def read_fastmri(path: PathLike) -> dict[str, Any]:
         names = h5_datasets(f)
         if "kspace" not in names:
             raise _fail(path, f"is not a fastMRI file: no 'kspace' dataset (it holds {names})")
-        kspace = np.asarray(_guard(path, "dataset 'kspace'", lambda: f["kspace"][()]))
+        sel = _slice_selection(path, slices, f["kspace"].shape[0] if f["kspace"].ndim in (3, 4) else 0)
+        kspace = np.asarray(_guard(path, "dataset 'kspace'", lambda: f["kspace"][sel]))
         recon_key = next((n for n in FASTMRI_RECON if n in names), None)
-        recon = np.asarray(_guard(path, recon_key, lambda: f[recon_key][()])) if recon_key else None
+        recon = np.asarray(_guard(path, recon_key, lambda: f[recon_key][sel])) if recon_key else None
         mask = np.asarray(_guard(path, "dataset 'mask'", lambda: f["mask"][()])) if "mask" in names else None
         attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
     if kspace.ndim not in (3, 4):
@@ -260,6 +262,21 @@ def read_fastmri(path: PathLike) -> dict[str, Any]:
         _check_values(path, mask)
         out["mask"] = mask.astype(np.float32)
     return out
+
+
+def _slice_selection(path: Path, slices, n: int):
+    """The h5py selection of ``slices`` (None: all) among ``n`` slices; out of range is one error line."""
+    if slices is None or n == 0:
+        return ()
+    if isinstance(slices, slice):
+        return slices
+    index = [slices] if isinstance(slices, (int, np.integer)) else list(slices)
+    if not index or any(isinstance(i, bool) or not isinstance(i, (int, np.integer)) for i in index):
+        raise _fail(path, f"slices must be an index, a slice or a list of indices, got {slices!r}")
+    index = [int(i) + n if int(i) < 0 else int(i) for i in index]
+    if any(not 0 <= i < n for i in index) or len(set(index)) != len(index) or index != sorted(index):
+        raise _fail(path, f"slices {slices!r}: need distinct increasing indices among the file's {n} slices")
+    return index
 
 
 def list_images(folder: PathLike) -> list[Path]:

@@ -13,7 +13,9 @@ r"""Measurement sets from the files users have, normalised so that networks and 
 
 When the operator needs a mask and none is given (k-space or an image with missing pixels stored as zeros), the
 mask is taken from the zeros of y: an entry is acquired where any channel (coil) of y is non-zero
-(:func:`mask_from_zeros`), and a warning says so.
+(:func:`mask_from_zeros`), and a warning says so. A fastMRI ``.h5`` file measured by a k-space operator (``mri``,
+``multicoil_mri``) is read as its ``kspace`` dataset (:func:`kspace_key`; its default for images is the
+reconstruction); multi-coil k-space with its coil maps: :mod:`selfinv.data.kspace`.
 
 Normalisation ``"auto"`` (:func:`auto_normalization`): 8-bit files keep the usual ``/ 255``; anything else
 (16-bit counts, floats, complex k-space) is divided by a robust scale, the 99.5th percentile of the magnitude of
@@ -41,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from selfinv.data.array_formats import h5_datasets, h5_open
 from selfinv.data.datasets.format import holds_y, stored_normalization
 from selfinv.data.datasets.items import check_same_shape, file_normalization
 from selfinv.data.datasets.measured import MeasurementDataset
@@ -49,7 +52,7 @@ from selfinv.data.physics_params import MASK_FROM_ZEROS, mask_from_zeros, physic
 from selfinv.data.readers import ImageInfo, list_images, split_key
 from selfinv.data.stacks import match_pair_files, read_measurement_files
 
-__all__ = ["MASK_FROM_ZEROS", "auto_normalization", "load_measurements", "mask_from_zeros", "split_key"]
+__all__ = ["MASK_FROM_ZEROS", "auto_normalization", "kspace_key", "load_measurements", "mask_from_zeros", "split_key"]
 
 def _back_projection(physics, y: torch.Tensor) -> torch.Tensor:
     fbp = getattr(physics, "fbp", None)
@@ -80,10 +83,21 @@ def image_files(p: Path, text: str, where: str) -> list[Path]:
     elif p.is_file():
         files = [p]
     else:
-        raise ValueError(f"{where}: no such file or folder ({p})")
+        rel = "" if p.is_absolute() else f", relative to the working directory {Path.cwd()}"
+        raise ValueError(f"{where}: no such file or folder ({p}{rel})")
     if not files:
         raise ValueError(f"{where}: holds no readable measurement files")
     return files
+
+
+def kspace_key(path, complex_operator: bool | None) -> str | None:
+    """``"kspace"`` for a fastMRI file (an ``.h5`` holding ``kspace``, no key in the path) measured by a k-space
+    (complex) operator, whose reader would otherwise take the file's real reconstruction; else None."""
+    p, key = split_key(path)
+    if not complex_operator or key is not None or p.suffix.lower() not in (".h5", ".hdf5") or not p.is_file():
+        return None
+    with h5_open(p) as f:
+        return "kspace" if "kspace" in h5_datasets(f) else None
 
 
 def _coil_check(infos: list[ImageInfo], physics_name: str | None, channels: int, where: str) -> None:
@@ -92,7 +106,7 @@ def _coil_check(infos: list[ImageInfo], physics_name: str | None, channels: int,
         raise ValueError(
             f"{where}: holds k-space of {channels} receive coils; the mri operator is single-coil and would treat "
             "the coils as independent images (channels). Combine the coils first (e.g. coil-compress to one virtual "
-            "coil) or use a multi-coil (SENSE) operator"
+            "coil) or use the multi-coil (SENSE) operator multicoil_mri"
         )
 
 
@@ -128,6 +142,8 @@ def load_measurements(
     """
     p, key = split_key(path, key)
     where = p.name or str(p)
+    if key is None:
+        key = kspace_key(p, _operator_is_complex(physics))
     explicit = normalization if isinstance(normalization, Normalization) else None
     if normalization == "none":
         explicit = Normalization.identity()
@@ -169,6 +185,15 @@ def load_measurements(
         explicit = file_normalization(infos, names, "measurements", measurements=True)
     return MeasurementDataset(list(ts), op if noise is None or not _is_operator(physics) else op.with_noise(noise),
                               y2=y2, normalization=explicit, names=names)
+
+
+def _operator_is_complex(physics) -> bool | None:
+    """Whether ``physics`` (a registry name, a class, an operator or a factory) acts on complex data (None: unknown)."""
+    from selfinv.physics import OPERATORS
+
+    if isinstance(physics, str):
+        physics = OPERATORS.get(physics)
+    return getattr(physics, "is_complex", None)
 
 
 def _is_operator(physics) -> bool:

@@ -93,7 +93,7 @@ def read_with_axes(path, axes: str, key: str | None = None, where: str = "data.a
         if stack != bool(set(letters) & {"T", "Z"}) or (c > 1) != bool(set(letters) & {"C", "S"}):
             shape = (*arr.shape[:1], *arr.shape[-2:]) if stack else tuple(arr.shape[-2:])
             raise ValueError(f"{p.name} has shape {shape + ((c,) if c > 1 else ())} but {where} is {letters!r}")
-    return arr, dataclasses.replace(info, tags={**info.tags, "axes": letters})
+    return arr, dataclasses.replace(info, tags={**(info.tags or {}), "axes": letters})  # .mat and .npy infos have no tags
 
 
 # ---------------------------------------------------------------------- saturation

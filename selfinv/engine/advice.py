@@ -63,10 +63,12 @@ def config_advice(cfg: Config, size: int | None = None, transforms: Sequence[Any
         data = build_data(cfg)
         cfg, op, x_shape, estimated = data.cfg, data.physics, data.img_shape, data.noise_estimate
         ds = data.dataset
-        # per-sample operators in the file: the family is the first (up to) 32 of them
-        sampler = ds.make_physics({k: v[:32] for k, v in ds.params.items()}) if ds.params else None
+        # per-sample operators in the file: the family is the first (up to) 32 of them; per-sample noise
+        # parameters (noise: estimate gives each measurement its own) do not make an operator family
+        ops = {k: v[:32] for k, v in ds.params.items() if not k.startswith("noise.")}
+        sampler = ds.make_physics(ops) if ops else None
     else:
-        n = size or min(cfg.data.patch_size or 32, 16 if cfg.physics.name == "tomography" else 32)
+        n = size or min(cfg.data.patch_size or 32, 16 if cfg.physics.name in ("tomography", "fanbeam_tomography") else 32)
         if n < 4:
             raise ConfigError("check: --size must be >= 4")
         x_shape = (image_channels(cfg), n, n)

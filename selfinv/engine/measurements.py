@@ -3,8 +3,9 @@ r"""Real measurements with the config's operator (``data.source = measurements``
 
 A measurement set is anything :func:`selfinv.data.sources.load_measurements` reads (a ``.npz``/``.h5`` set, a
 folder with ``y/``, image files); its per-sample arrays (masks, angles) complete the config's ``physics``
-section, a mask comes from the zeros of y when the operator needs one and nobody gave it, and the operator is
-checked against the first measurement (real/complex, shapes, channels).
+section, a mask comes from the zeros of y when the operator needs one and nobody gave it, estimated arguments are
+computed from y (``coil_maps: espirit``), a fastMRI file is read as k-space by a k-space operator, and the operator
+is checked against the first measurement (real/complex, shapes, channels).
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from selfinv.config import Config, ConfigError, registry_fields
-from selfinv.engine.physics_builders import build_noise, operator_arguments, size_arguments, takes_image_size
+from selfinv.engine.physics_builders import (
+    build_noise,
+    estimated_arguments,
+    operator_arguments,
+    size_arguments,
+    takes_image_size,
+)
 from selfinv.models.registry import spatial_dims
 from selfinv.physics import OPERATORS
 
@@ -51,6 +58,7 @@ def _physics_factory(cfg: Config, img_shape_hint, fallback_noise):
         if "mask" in required and args.get("mask") is None and y is not None and y.ndim == 4:
             args["mask"] = mask_from_zeros(y)
             warnings.warn(f"physics.mask: {MASK_FROM_ZEROS}", stacklevel=2)
+        args = estimated_arguments(args, y)  # coil_maps: espirit (from each measurement's k-space centre)
         missing = [k for k in required if args.get(k) is None]
         if missing:
             raise ValueError(f"the {cfg.physics.name} operator needs {', '.join(missing)}: give physics.{missing[0]} in the "
@@ -93,11 +101,12 @@ def measurement_set(cfg: Config, path: str | Path, noise=None, img_shape=None, n
     ``with_axes``); with ``pairs`` their second measurements come from ``data.pairs_path`` or, with
     ``data.pairs``, from the frames of T stacks (a measurement set brings its own y2).
     """
-    from selfinv.data.sources import load_measurements, split_key
+    from selfinv.data.sources import kspace_key, load_measurements, split_key
 
     d = cfg.data
     factory = _physics_factory(cfg, img_shape, build_noise(cfg))
     p, _ = split_key(path)
+    key = d.key if d.key is not None else kspace_key(path, OPERATORS[cfg.physics.name].is_complex)
     volumes = spatial_dims(cfg.model.backbone.name) == 3  # a 3-D network: one volume (C, D, H, W) per file
     if volumes and not _is_measurement_set(path, d.key):
         from selfinv.data.volumes import load_volumes
@@ -106,7 +115,7 @@ def measurement_set(cfg: Config, path: str | Path, noise=None, img_shape=None, n
                           normalization=_normalization_arg(cfg) if normalization is None else normalization,
                           pairs=d.pairs_path if pairs else None)
     else:
-        ds = load_measurements(path, factory, key=d.key, noise=noise,
+        ds = load_measurements(path, factory, key=key, noise=noise,
                                normalization=_normalization_arg(cfg) if normalization is None else normalization,
                                axes=d.axes if with_axes else None, pairs=d.pairs_path if pairs else None,
                                frame_pairs=pairs and d.pairs and d.pairs_path is None and d.axes is not None and "T" in d.axes)

@@ -171,7 +171,7 @@ def section_fields(union: Any, name: str) -> dict[str, Any]:
     Example:
         >>> from selfinv.config import NoiseConfig
         >>> section_fields(NoiseConfig, "poisson_gaussian")
-        {'gain': Ellipsis, 'sigma': Ellipsis}
+        {'gain': Ellipsis, 'sigma': Ellipsis, 'offset': 0.0}
     """
     kind, members = unwrap(union)
     if kind != "union" or name not in members:

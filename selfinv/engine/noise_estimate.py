@@ -19,7 +19,6 @@ import torch
 from selfinv.config import Config, ConfigError, parse_config
 from selfinv.engine.physics_builders import build_noise
 from selfinv.noise import Estimate, Gaussian, NoiseModel, PoissonGaussian, describe, estimate
-from selfinv.noise.mean_variance import fit_poisson_gaussian
 
 __all__ = ["NoiseEstimate", "data_with_estimated_noise", "estimate_dataset_noise", "placeholder"]
 
@@ -37,19 +36,18 @@ class NoiseEstimate:
     noise: NoiseModel
     n: int
     requested: str  # the model asked for: auto, gaussian or poisson_gaussian
-    black_level: torch.Tensor | None = None  # (N,) c of Var = γ(x − c), where the fitted level σ² is significantly < 0
+    black_level: torch.Tensor | None = None  # (N,) c of Var = γ(x − c) + σ², the model's offset (0: none)
 
-    def black_level_warning(self) -> str | None:
-        """One line when the variance line of some measurements has a significantly negative intercept: a black
-        level (pedestal, Foi et al. 2008) that the Poisson-Gaussian model, σ² ≥ 0, cannot express."""
+    def black_level_note(self) -> str | None:
+        """One line when some measurements have a black level: a variance line with a significantly negative
+        intercept, Var = γ(x − c) (a camera offset, pedestal, Foi et al. 2008), which the Poisson-Gaussian model
+        now carries as its ``offset`` c (the losses that use the noise level read y − c)."""
         if self.black_level is None or not bool((self.black_level > 0).any()):
             return None
         c = self.black_level[self.black_level > 0]
-        return (f"warning: {c.numel()} of {self.n} measurements have a black level: their variance is γ(x − c) with c "
-                f"{float(c.median()):.3g} (range {float(c.min()):.3g} to {float(c.max()):.3g}), a negative intercept "
-                "that the Poisson-Gaussian model (σ² ≥ 0) cannot express: it overstates the variance by γc and biases "
-                "PURE/PG-URE towards over-smoothing; subtract the camera offset first (data.normalization: {scale, "
-                "offset}) or prefer a loss without a noise model (noise2self, noise2void, neighbor2neighbor)")
+        return (f"black level c = {float(c.median()):.3g} (range {float(c.min()):.3g} to {float(c.max()):.3g}) "
+                f"estimated on {c.numel()} of {self.n} measurements: Var = γ(x − c) + σ², the Poisson-Gaussian "
+                "losses (PG-URE) use y − c")
 
     @property
     def section(self) -> dict:
@@ -59,7 +57,7 @@ class NoiseEstimate:
     def summary(self) -> str:
         """One line: the model, each parameter's median and range over the measurements."""
         parts = []
-        for name in self.per_sample._per_sample:
+        for name in self.per_sample._shown():
             t = getattr(self.per_sample, name).to(torch.float64)
             parts.append(f"{'σ' if name == 'sigma' else name} {float(t.median()):.4g} (range {float(t.min()):.4g} to "
                          f"{float(t.max()):.4g})")
@@ -68,8 +66,8 @@ class NoiseEstimate:
             else " — no significant signal-dependent part (Gaussian)")
         line = (f"estimated noise: {type(self.noise).__name__}, {', '.join(parts)}; median over {self.n} "
                 f"measurement{'s' if self.n != 1 else ''}{chosen}")
-        warning = self.black_level_warning()
-        return line if warning is None else f"{line}\n{warning}"
+        note = self.black_level_note()
+        return line if note is None else f"{line}\n{note}"
 
 
 def placeholder(noise) -> Estimate | None:
@@ -108,11 +106,9 @@ def estimate_dataset_noise(dataset, physics, request: Estimate, img_shape: tuple
     except ValueError as e:
         raise ConfigError(f"config: {where}: {e}") from None
     black = None
-    if isinstance(per, PoissonGaussian):
-        one = PoissonGaussian(float(per.gain.median()), float(per.sigma.median()))
-        fit = fit_poisson_gaussian(y, mask)  # the unclamped level: significantly < 0 is a black level
-        negative = (fit.gain > 0) & (fit.sigma2 + 3 * fit.sigma2_se < 0)
-        black = torch.where(negative, -fit.sigma2 / fit.gain.clamp_min(1e-300), torch.zeros_like(fit.sigma2))
+    if isinstance(per, PoissonGaussian):  # the black level (significantly negative intercept) is its offset
+        one = PoissonGaussian(float(per.gain.median()), float(per.sigma.median()), float(per.offset.median()))
+        black = per.offset
     else:
         one = Gaussian(float(per.sigma.median()))
     return NoiseEstimate(per, one, int(y.shape[0]), request.model, black)
@@ -147,6 +143,6 @@ def _per_measurement_noise(dataset, est: NoiseEstimate) -> None:
     template = dataset.physics_template.noise
     if type(template) is not type(est.per_sample):
         return
-    for name in est.per_sample._per_sample:
+    for name in est.per_sample._shown():  # a black level only where one was found: no zero offsets carried
         value = getattr(est.per_sample, name).to(dataset.y.dtype if not dataset.y.is_complex() else torch.float32)
         dataset.params[f"noise.{name}"] = value.reshape(len(dataset))

@@ -7,6 +7,7 @@ list, a kernel description or one seeded draw of a sampler (:func:`load_tensor`)
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,14 @@ from selfinv.config.errors import short_repr
 from selfinv.config.registry import SIZE_ARGS
 from selfinv.engine._args import annotation, construct, init_parameters, section_params
 from selfinv.noise import NOISE_MODELS
-from selfinv.physics import KERNELS, OPERATORS, SAMPLERS
+from selfinv.physics import KERNELS, OPERATORS, SAMPLERS, espirit_maps
 
 __all__ = [
+    "ESTIMATORS",
     "build_noise",
     "build_physics",
     "build_sampler",
+    "estimated_arguments",
     "fbp_init",
     "load_tensor",
     "operator_arguments",
@@ -80,12 +83,54 @@ def _drawn_tensor(value: dict, where: str) -> torch.Tensor:
     return t.detach().clone()  # (1, ...): broadcast over the batch
 
 
+#: tensor arguments that a config may ask to estimate from the measured data instead of giving them, by argument and
+#: estimator name: ``coil_maps: espirit`` or ``coil_maps: {name: espirit, calib_size: 20}`` (the keyword arguments
+#: of :func:`selfinv.physics.espirit_maps`), resolved by :func:`estimated_arguments`
+ESTIMATORS: dict[str, dict[str, Any]] = {"coil_maps": {"espirit": espirit_maps}}
+
+
+def _estimate(name: str, value: Any, where: str) -> dict | None:
+    """``{"name": estimator, **its arguments}`` when ``value`` asks to estimate argument ``name``, else None."""
+    known = ESTIMATORS.get(name)
+    if known is None:
+        return None
+    if isinstance(value, str) and value in known:
+        return {"name": value}
+    if isinstance(value, dict) and "name" in value:
+        if value["name"] not in known:
+            raise ConfigError(f"config: {where}.{name}.name = {value['name']!r} is not one of {', '.join(known)}")
+        return dict(value)
+    return None
+
+
+def estimated_arguments(args: dict, y: torch.Tensor | None, where: str = "physics") -> dict:
+    """``args`` with the arguments given as estimators (:data:`ESTIMATORS`: ``coil_maps: espirit``) computed from the
+    measurements ``y`` (N, C, H, W), one per measurement (with ``args``' mask, if any)."""
+    out = dict(args)
+    for k, v in args.items():
+        spec = _estimate(k, v, where)
+        if spec is None:
+            continue
+        name = spec.pop("name")
+        if y is None or y.ndim != 4:
+            raise ConfigError(f"config: {where}.{k}: {name} estimates it from measured data (N, C, H, W); use "
+                              f"data.source: measurements, or give {where}.{k} as a file")
+        mask = args.get("mask")
+        out[k] = construct(functools.partial(ESTIMATORS[k][name], y),
+                           {**spec, "mask": mask if isinstance(mask, torch.Tensor) else None}, f"{where}.{k}")
+    return out
+
+
 def _tensor_arguments(cls: type, params: dict, where: str) -> dict:
     """Convert tensor-valued arguments (the annotation mentions Tensor): a file or a kernel description always, a
-    nested list unless the argument also takes a plain sequence (tomography angles)."""
+    nested list unless the argument also takes a plain sequence (tomography angles). An estimator (:data:`ESTIMATORS`)
+    is kept as it is, for :func:`estimated_arguments`."""
     out = {}
     for k, v in params.items():
         if v is None:
+            continue
+        if _estimate(k, v, where) is not None:
+            out[k] = v
             continue
         ann = annotation(cls, k)
         if "Tensor" in ann and (isinstance(v, (str, dict)) or (isinstance(v, list) and "Sequence" not in ann)):
@@ -159,6 +204,10 @@ def build_physics(cfg: Config, img_shape: tuple[int, int, int], noise=None):
             f"{'it' if len(missing) == 1 else 'them'} per sample)"
         )
     args = {**_tensor_arguments(cls, params, "physics"), **size_arguments(cls, img_shape, cfg.seed)}
+    estimated = [k for k, v in args.items() if _estimate(k, v, "physics") is not None]
+    if estimated:
+        raise ConfigError(f"config: physics.{estimated[0]}: {params[estimated[0]]!r} estimates it from measured data; "
+                          f"use data.source: measurements, or give physics.{estimated[0]} as a file for simulated data")
     if noise is not None:
         args["noise"] = noise
     return construct(cls, args, "physics"), None

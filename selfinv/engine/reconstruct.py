@@ -112,7 +112,13 @@ def plan_outputs(inputs: list[Path], output: Path) -> list[PlannedOutput]:
 def input_physics(restored, y, params: dict, where: str):
     """The operator of one measurement y (1, C, H, W): the config's, sized for y, with --mask/--param arrays."""
     from selfinv.engine._args import init_parameters
-    from selfinv.engine.physics_builders import build_noise, operator_arguments, size_arguments, takes_image_size
+    from selfinv.engine.physics_builders import (
+        build_noise,
+        estimated_arguments,
+        operator_arguments,
+        size_arguments,
+        takes_image_size,
+    )
     from selfinv.physics import OPERATORS
 
     cfg = restored.cfg
@@ -131,7 +137,15 @@ def input_physics(restored, y, params: dict, where: str):
     unknown = [k for k in params if k not in takes]
     if unknown:
         raise ValueError(f"{where}: {cls.__name__} has no parameter {unknown[0]!r} (it takes {', '.join(sorted(takes - {'self', 'noise'}))})")
+    if cls.is_complex and "mask" in takes and args.get("mask") is None and y.ndim == 4:
+        import warnings
+
+        from selfinv.data.physics_params import MASK_FROM_ZEROS, mask_from_zeros
+
+        args["mask"] = mask_from_zeros(y)  # k-space: the unsampled locations are its zeros, as in training
+        warnings.warn(f"{where}: {MASK_FROM_ZEROS}", stacklevel=2)
     try:
+        args = estimated_arguments(args, y)  # coil_maps: espirit, from this measurement's k-space
         op = cls(**args, noise=build_noise(cfg))
         op.A_adjoint(y)  # does the measurement fit the operator (shape, mask size, real/complex, channels)?
     except (TypeError, ValueError) as e:
@@ -321,13 +335,14 @@ def _reconstruct_all(checkpoint: Path, plan: list[PlannedOutput], folder: Output
                              f"of shape {tuple(arr.shape)}")
         # a 2-D network reconstructs a stack slice by slice (the slice-wise mode of volumes)
         slices = [np.moveaxis(arr, 0, 1)] if volume else list(arr) if arr.ndim == 4 else [arr]
-        outs = []
+        outs, pairs = [], []
         for d, a in enumerate(slices):
             where = name if len(slices) == 1 else f"{name}[{d}]"
             y = torch.from_numpy(np.ascontiguousarray(norm.normalize(a)))[None]
             op = input_physics(restored, y, params, where)
             x_hat = _reconstruct_one(restored, estimator, y, op, tile, overlap, show, where, generator, log)[0]
             outs.append(norm.denormalize(x_hat).numpy())
+            pairs.append((y[0], x_hat))
         result = np.moveaxis(outs[0], 0, 1) if volume else np.stack(outs) if arr.ndim == 4 else outs[0]
         if np.iscomplexobj(result) and not np.iscomplexobj(arr):
             result = np.abs(result)
@@ -336,3 +351,25 @@ def _reconstruct_all(checkpoint: Path, plan: list[PlannedOutput], folder: Output
         folder.ensure()
         write_image(out, result, like=info)
         log(f"{name} -> {out}")
+        if restored.cfg.physics.name == "denoising":
+            for line in residual_lines(pairs, name):
+                log(line)
+
+
+def residual_lines(pairs: list, name: str) -> list[str]:
+    """What :func:`~selfinv.noise.residual_check` says of a denoised input (its slices as a batch, or one volume)
+    against the noise model estimated from the input itself; nothing when the input is too small to estimate from."""
+    import torch
+
+    from selfinv.noise import estimate, residual_check
+
+    y = torch.stack([p[0] for p in pairs]).double()
+    x_hat = torch.stack([p[1] for p in pairs]).to(y.device).double()
+    if y.is_complex() or x_hat.is_complex() or y.shape != x_hat.shape:
+        return []
+    try:
+        noise = estimate(y, model="auto")
+        check = residual_check(y, x_hat, noise)
+    except ValueError:
+        return []
+    return [f"{name}: residual check: {check.summary()}"] + [f"{name}: residual check: {w}" for w in check.warnings()]

@@ -119,8 +119,10 @@ def write_run_report(exp: Experiment, result: RunResult, title: str | None = Non
     lines += ["", "![training curves](curves.png)", ""]
     if rows:
         note = f" (the test set could not be built: {why_not_test})" if why_not_test else ""
-        lines += [f"The first {len(rows)} {shown_name} samples{note}; PSNR against the ground truth under each panel; "
-                  f"the images share one display range (0.5 to 99.5 percentiles of {'the truth' if 'truth' in rows[0] else 'them all'})"
+        truth = "truth" in rows[0]
+        lines += [f"The first {len(rows)} {shown_name} samples{note}; "
+                  + ("PSNR against the ground truth under each panel; " if truth else "no ground truth, so no PSNR; ")
+                  + f"the images share one display range (0.5 to 99.5 percentiles of {'the truth' if truth else 'them all'})"
                   + (", the measurement Aᴴy has its own" if "Aᴴy" in measurement else "") + ":",
                   "", "![examples](examples.png)", ""]
     lines += ["Checkpoints: `last.pt` (resume with `selfinv train CONFIG --resume`), `best.pt` (lowest validation loss); "

@@ -104,6 +104,24 @@ class SURE(Loss):
     which adds the bias :math:`+\frac{2\gamma\sigma^2}{m}\mathbb E\sum_i\partial^2_{ii}h_i` (:math:`4\gamma\sigma^2 c\,n/m`
     for that quadratic).
 
+    **Black level** :math:`y = c + \gamma\,\mathcal P((Ax - c)/\gamma) + \sigma\varepsilon` (``offset`` c of
+    :class:`~selfinv.noise.PoissonGaussian`, :math:`\operatorname{Var} y_i = \gamma(\bar x_i - c) + \sigma^2`, what
+    :func:`~selfinv.noise.estimate` finds on cameras whose variance line has a negative intercept). With
+    :math:`y' = y - c` and :math:`\bar x' = \bar x - c`, :math:`y' = \gamma\,\mathcal P(\bar x'/\gamma) +
+    \sigma\varepsilon` is the model above, and :math:`h'(y') = h(y' + c) - c` has the same residual
+    :math:`y' - h'(y') = y - h(y)`, the same error :math:`h'(y') - \bar x' = h(y) - \bar x` and the same
+    derivatives. PG-URE of :math:`h'` at :math:`y'` is therefore unbiased for the risk of :math:`h`: every noise term
+    reads :math:`y - c` where it read :math:`y`,
+
+    .. math:: \frac1m\Big[\|y - h(y)\|^2 - \sum_i \big(\gamma (y_i - c) + \sigma^2\big)
+        + 2\sum_i (\gamma (y_i - c) + \sigma^2)\,\partial_i h_i(y) - 2\gamma\sigma^2 \sum_i \partial^2_{ii} h_i(y)\Big]
+
+    (sums over the measured entries; :math:`\gamma(y_i - c) + \sigma^2` is the unbiased estimate of
+    :math:`\operatorname{Var} y_i`). Ignoring c would overstate every variance by :math:`\gamma c`: the estimate
+    would be biased by :math:`\frac{\gamma c}{m}(2\sum_i\partial_i h_i - m_\Omega)` and favour over-smoothing
+    (smaller divergences). The clamp :math:`(\bar x - c)_+` of the model (signal below the black level) is outside
+    these identities.
+
     **Divergences** (:mod:`selfinv.losses.divergence`): ``"mc"`` (default) one extra network evaluation
     for Gaussian and Poisson (2 in all), and for PG-URE with its second-order term two extra (3 in all:
     :math:`f(y\pm\tau_2 b)` with a skewed two-point probe, central differences for both terms). The step
@@ -220,16 +238,18 @@ class SURE(Loss):
             div = divergence(h, y, self.divergence, h_y, weight=gain * yd, mask=d, **kw)
             return (residual - (gain * yd).flatten(1).sum(1) + 2 * div) / m
 
-        # Poisson-Gaussian
+        # Poisson-Gaussian: the counts are read from y − c (the black level c, 0 by default: then y itself)
         s2 = noise_param(noise, "sigma", y) ** 2
-        offset = (gain * yd + s2 * d).flatten(1).sum(1)
+        if bool(noise.offset.any()):
+            yd = (yd - noise_param(noise, "offset", y)) * d
+        variance = (gain * yd + s2 * d).flatten(1).sum(1)  # unbiased for Σ_i Var y_i over the measured entries
         weight = gain * yd + s2
         if not self.second_order:
             div = divergence(h, y, self.divergence, h_y, weight=weight, mask=d, **kw)
-            return (residual - offset + 2 * div) / m
+            return (residual - variance + 2 * div) / m
         kw.update(tau=self.tau2, tau_rel=self.tau2_rel)
         div, div2 = second_divergence(h, y, self.divergence, h_y, weight=weight, mask=d, **kw)
-        return (residual - offset + 2 * div - 2 * _per_sample_scalar(gain * s2, batch) * div2) / m
+        return (residual - variance + 2 * div - 2 * _per_sample_scalar(gain * s2, batch) * div2) / m
 
     def train_evals_for(self, physics: LinearOperator) -> int:
         noise = getattr(physics, "noise", None)

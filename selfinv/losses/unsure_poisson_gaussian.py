@@ -20,6 +20,7 @@ from selfinv.losses.unsure_base import (
     noise_variance,
     optional_positive,
 )
+from selfinv.noise.estimation import BLACK_LEVEL_SIGNIFICANCE
 from selfinv.noise.mean_variance import fit_poisson_gaussian
 from selfinv.noise.wavelet import estimate_poisson_gaussian
 
@@ -43,15 +44,28 @@ class UNSUREPoissonGaussian(Multipliers):
     :math:`M = \frac1{m'}\mathbb E\sum_i w_i w_i^\top` and :math:`\bar v` the mean noise variance. The
     Newton step of the dual is therefore :math:`\bar v\,M^{-1}c`, and the ascent is
 
-    .. math:: \eta \leftarrow \max\big(0,\ \eta + s\,\lambda_t\,\bar v\,\hat M^{-1} c\big),\qquad
+    .. math:: \eta \leftarrow \max\big((0, -\eta_\gamma c_0),\ \eta + s\,\lambda_t\,\bar v\,\hat M^{-1} c\big),\qquad
         \bar v = \max(\eta_\gamma\bar y + \eta_\sigma,\ 10^{-4}\hat M_{11}),
 
     with :math:`\hat M` the running mean of the batch moments over every step seen (buffer ``moments``; the
-    floor lets the multipliers leave 0). Scale-free: data in [0, 255] take the same steps.
+    floor lets the multipliers leave 0). Scale-free: data in [0, 255] take the same steps. The bound
+    :math:`c_0` (buffer ``black_level``) is 0, so both multipliers stay :math:`\ge 0`, unless the start found a
+    black level.
+
+    **Black level.** A camera with offset :math:`c` has :math:`\operatorname{Var} y = \gamma(x - c) + \sigma^2`,
+    a variance line :math:`\eta_\gamma y + \eta_\sigma` with :math:`\eta_\sigma = \sigma^2 - \gamma c` possibly
+    negative (Foi et al. 2008; :func:`~selfinv.noise.estimate` gives it as the ``offset`` of its
+    :class:`~selfinv.noise.PoissonGaussian`). The constraints are the same whatever the sign, and the
+    multiplier :math:`\eta_\sigma` may be negative: when the data-driven start finds a black level (most samples
+    of the batch with a significantly negative intercept, as :func:`~selfinv.noise.estimate` decides) its level
+    keeps its negative sign, and the start's black level :math:`c_0 = -\eta_\sigma/\eta_\gamma` bounds the ascent,
+    :math:`\eta_\sigma \ge -\eta_\gamma c_0` (the variance stays :math:`\ge 0` for signal above :math:`c_0`). Without
+    a black level the start's level is clamped at 0, as the ascent then keeps it.
 
     The data-driven start (``gain_init=sigma_init=None``, the default) is the robust fit of the first batch's
     local variances against its local means: the medians over the batch of the per-sample fit
-    :func:`~selfinv.noise.fit_poisson_gaussian` (Foi et al. 2008) on real images of at least 16×16, else the
+    :func:`~selfinv.noise.fit_poisson_gaussian` (Foi et al. 2008; a negative level only for a black level, above)
+    on real images of at least 16×16, else the
     batch-wide :func:`~selfinv.noise.estimate_poisson_gaussian` (if that fails, the robust variance :math:`\hat v` split evenly, :math:`\eta_\gamma\bar y = \eta_\sigma =
     \hat v/2`). Giving either init gives both (the other then defaults to 0.1 for the gain, 0.1² for the level).
 
@@ -88,6 +102,7 @@ class UNSUREPoissonGaussian(Multipliers):
             eta0 = torch.tensor([0.1 if g0 is None else g0, (0.1 if s0 is None else s0) ** 2], dtype=torch.float64)
         super().__init__(eta0, given, step_size, momentum, divergence, tau, tau_rel, n_probes)
         self.register_buffer("moments", torch.zeros(2, 2, dtype=torch.float64))
+        self.register_buffer("black_level", torch.zeros((), dtype=torch.float64))  # c₀: η_σ >= −η_γ c₀
 
     @property
     def gain(self) -> torch.Tensor:
@@ -96,8 +111,8 @@ class UNSUREPoissonGaussian(Multipliers):
 
     @property
     def sigma(self) -> torch.Tensor:
-        r""":math:`\sqrt{\eta_\sigma}`."""
-        return self.eta[1].sqrt()
+        r""":math:`\sqrt{\eta_\sigma}` (0 for a negative level, a black level)."""
+        return self.eta[1].clamp_min(0).sqrt()
 
     def monitored(self) -> dict[str, float]:
         return {"eta_gain": float(self.eta[0]), "eta_sigma2": float(self.eta[1])}
@@ -114,7 +129,7 @@ class UNSUREPoissonGaussian(Multipliers):
     def _fitted_start(y, mask) -> torch.Tensor | None:
         """(gain, level) from the per-sample fit (Foi et al. 2008): the median gain (>= 0), and the level that keeps
         the median of each sample's fitted variance at its own mean, :math:`\\hat\\gamma_i\\bar y_i + \\hat\\sigma_i^2` (well
-        determined even where the gain is not: flat images)."""
+        determined even where the gain is not: flat images), >= 0 unless most samples have a black level."""
         fit = fit_poisson_gaussian(y, mask)
         w = mask.expand(y.shape).to(torch.float64)
         means = (w * y.to(torch.float64)).flatten(1).sum(1) / w.flatten(1).sum(1).clamp_min(1)
@@ -122,8 +137,13 @@ class UNSUREPoissonGaussian(Multipliers):
         if not bool(ok.any()):
             return None
         gain = fit.gain[ok].median().clamp_min(0)
-        level = (fit.gain[ok] * means[ok] + fit.sigma2[ok] - gain * means[ok]).median().clamp_min(0)
-        return torch.stack([gain, level]) if float(gain + level) > 0 else None
+        level = (fit.gain[ok] * means[ok] + fit.sigma2[ok] - gain * means[ok]).median()
+        black = (fit.gain > 0) & (fit.sigma2 < -BLACK_LEVEL_SIGNIFICANCE * fit.sigma2_se)  # as estimate decides
+        if not (2 * int(black[ok].sum()) > int(ok.sum()) and float(gain) > 0):
+            level = level.clamp_min(0)
+        elif float(gain * means[ok].median() + level) <= 0:  # a variance line below 0 at the data: no start
+            return None
+        return torch.stack([gain, level]) if float(gain + level.abs()) > 0 else None
 
     def _initial(self, y, mask):
         if image_like(y):
@@ -157,4 +177,13 @@ class UNSUREPoissonGaussian(Multipliers):
         return vbar * torch.linalg.solve(M, c)
 
     def _update(self, eta, step):
-        return (eta + step).clamp_min(0)
+        if int(self.steps) == 0 and float(eta[0]) > 0 and float(eta[1]) < 0:  # a start with a black level
+            self.black_level.fill_(-float(eta[1]) / float(eta[0]))
+        new = (eta + step).clamp_min(0)
+        if float(self.black_level) > 0:
+            new[1] = (eta[1] + step[1]).clamp_min(-new[0] * self.black_level)
+        return new
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        state_dict.setdefault(prefix + "black_level", torch.zeros((), dtype=torch.float64))  # older checkpoints
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

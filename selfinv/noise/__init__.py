@@ -6,7 +6,8 @@ r"""Noise models :math:`y \sim p(y \mid z)` (:mod:`selfinv.noise.models`) and th
 * the estimators it uses: the patch-PCA level (:mod:`~selfinv.noise.pca`, Chen, Zhu & Heng 2015 with the
   weak-texture patches of Liu, Tanaka & Okutomi 2013), the wavelet MAD level, the robust variogram and the batch
   Poisson-Gaussian start of UNSURE (:mod:`~selfinv.noise.wavelet`), and the per-sample Poisson-Gaussian
-  mean–variance fit (:mod:`~selfinv.noise.mean_variance`, Foi et al. 2008).
+  mean–variance fit (:mod:`~selfinv.noise.mean_variance`, Foi et al. 2008);
+* :func:`residual_check` (:mod:`~selfinv.noise.residual`): whether the part a denoiser removed looks like the noise.
 
 Example:
     >>> import torch
@@ -34,6 +35,7 @@ from selfinv.noise.models import (
     describe,
 )
 from selfinv.noise.pca import estimate_sigma_pca
+from selfinv.noise.residual import ResidualCheck, residual_check
 from selfinv.noise.wavelet import MAD_TO_SIGMA, estimate_covariance, estimate_poisson_gaussian, estimate_sigma
 
 __all__ = [
@@ -48,6 +50,7 @@ __all__ = [
     "Poisson",
     "PoissonGaussian",
     "PoissonGaussianFit",
+    "ResidualCheck",
     "Unknown",
     "describe",
     "estimate",
@@ -57,4 +60,5 @@ __all__ = [
     "estimate_sigma_pca",
     "fit_poisson_gaussian",
     "gain_is_significant",
+    "residual_check",
 ]

@@ -6,10 +6,18 @@ r"""The noise model of a batch of measurements, read off the measurements alone:
   (``method="mad"``, :func:`~selfinv.noise.wavelet.estimate_sigma`). On Set12 + BSD68 the PCA estimate is the
   more accurate at every level, and by far at weak noise, where texture inflates the MAD (BENCHMARKS.md,
   "Noise estimation").
-* **Poisson-Gaussian** :math:`\operatorname{Var}(y \mid x) = \gamma x + \sigma^2`: :math:`(\hat\gamma,
-  \hat\sigma^2)` per sample by the binned local mean–variance fit of :mod:`selfinv.noise.mean_variance` (Foi et
-  al. 2008: smooth blocks only, clipped values left out, no errors-in-variables bias), :math:`\hat\gamma`
-  clamped at :math:`10^{-12}` (the model needs a gain > 0) and :math:`\hat\sigma^2` at 0.
+* **Poisson-Gaussian** :math:`\operatorname{Var}(y \mid x) = \gamma x + b`: :math:`(\hat\gamma, \hat b)` per
+  sample by the binned local mean–variance fit of :mod:`selfinv.noise.mean_variance` (Foi et al. 2008: smooth
+  blocks only, clipped values left out, no errors-in-variables bias), :math:`\hat\gamma` clamped at
+  :math:`10^{-12}` (the model needs a gain > 0). The intercept is :math:`b = \sigma^2 - \gamma c` for a camera
+  with black level (offset, pedestal) :math:`c`, :math:`\operatorname{Var} y = \gamma(x - c) + \sigma^2`, and Foi
+  et al.'s model lets it be negative: a sample whose :math:`\hat b < -3\,\mathrm{se}(\hat b)` and :math:`\hat\gamma > 0`
+  (:data:`BLACK_LEVEL_SIGNIFICANCE`) gets the black level :math:`\hat c = -\hat b/\hat\gamma` and :math:`\hat\sigma
+  = 0`, every other one :math:`\hat c = 0` and :math:`\hat\sigma = \sqrt{\max(\hat b, 0)}`. Either way the
+  :class:`~selfinv.noise.PoissonGaussian` returned (``offset`` :math:`\hat c`) has the fitted variance line
+  :math:`\hat\gamma x + \hat b` (where :math:`\hat b \ge 0` or significantly negative), and the losses that read
+  it (PG-URE) use :math:`y - \hat c`. (With :math:`b < 0` the split of :math:`b` into :math:`\sigma^2` and
+  :math:`\gamma c` is not identifiable from the variance line: the smallest black level is taken.)
 * **auto**: the gains of the batch are pooled by inverse variance, :math:`\bar\gamma = \sum_i w_i\hat\gamma_i /
   \sum_i w_i`, :math:`w_i = 1/\mathrm{se}_i^2`, with standard error :math:`(\sum_i w_i)^{-1/2}`; the noise is
   Poisson-Gaussian when :math:`\bar\gamma > 5\,\mathrm{se}(\bar\gamma)` and Gaussian otherwise (then with the
@@ -44,12 +52,14 @@ from selfinv.noise.models import Gaussian, PoissonGaussian
 from selfinv.noise.pca import estimate_sigma_pca
 from selfinv.noise.wavelet import estimate_sigma
 
-__all__ = ["MODELS", "SIGNIFICANCE", "estimate", "gain_is_significant"]
+__all__ = ["BLACK_LEVEL_SIGNIFICANCE", "MODELS", "SIGNIFICANCE", "estimate", "gain_is_significant"]
 
 #: the values of ``model``
 MODELS = ("auto", "gaussian", "poisson_gaussian")
 #: ``auto`` picks Poisson-Gaussian when the pooled gain exceeds this many standard errors
 SIGNIFICANCE = 5.0
+#: a sample has a black level when its fitted variance intercept is below minus this many standard errors
+BLACK_LEVEL_SIGNIFICANCE = 3.0
 #: the smallest image side :func:`estimate` reads
 MIN_SIDE = 16
 _MIN_GAIN = 1e-12
@@ -115,7 +125,7 @@ def estimate(y: torch.Tensor, model: str = "auto", mask: torch.Tensor | None = N
 
     Returns:
         :class:`~selfinv.noise.Gaussian` with ``sigma`` (B,) or :class:`~selfinv.noise.PoissonGaussian` with
-        ``gain`` and ``sigma`` (B,), float64.
+        ``gain``, ``sigma`` and ``offset`` (the black level, 0 where there is none) (B,), float64.
     """
     _check(y, model, method, mask)
     y = y.detach()
@@ -125,4 +135,7 @@ def estimate(y: torch.Tensor, model: str = "auto", mask: torch.Tensor | None = N
     if model == "auto" and not gain_is_significant(fit):
         return _gaussian(y, mask, method)
     _no_nan(fit.gain, fit.sigma2)
-    return PoissonGaussian(fit.gain.clamp_min(_MIN_GAIN), fit.sigma2.clamp_min(0).sqrt())
+    gain = fit.gain.clamp_min(_MIN_GAIN)
+    black = (fit.gain > 0) & (fit.sigma2 < -BLACK_LEVEL_SIGNIFICANCE * fit.sigma2_se.nan_to_num(float("inf")))
+    offset = torch.where(black, -fit.sigma2 / gain, torch.zeros_like(fit.sigma2))
+    return PoissonGaussian(gain, torch.where(black, 0, fit.sigma2).clamp_min(0).sqrt(), offset)

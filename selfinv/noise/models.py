@@ -5,14 +5,14 @@ Every parameter is a float or a per-sample tensor of shape (B,). Sampling takes 
 need: its parameters (``sigma``, ``gain``, ``shape``) and ``variance(z)``, the per-element variance
 of :math:`y` given the clean signal.
 
-=================== ============================================ ==============================
-model               sample                                        variance(z)
-=================== ============================================ ==============================
-``Gaussian``        :math:`z + \sigma\,\varepsilon`                :math:`\sigma^2`
-``Poisson``         :math:`\gamma\,\mathcal{P}(z/\gamma)`          :math:`\gamma z`
-``PoissonGaussian`` :math:`\gamma\,\mathcal{P}(z/\gamma)+\sigma\varepsilon` :math:`\gamma z+\sigma^2`
-``Gamma``           :math:`z\,G,\ G\sim\mathcal{G}(\ell,\ell)`     :math:`z^2/\ell`
-=================== ============================================ ==============================
+=================== ============================================================= =============================
+model               sample                                                        variance(z)
+=================== ============================================================= =============================
+``Gaussian``        :math:`z + \sigma\,\varepsilon`                               :math:`\sigma^2`
+``Poisson``         :math:`\gamma\,\mathcal{P}(z/\gamma)`                         :math:`\gamma z`
+``PoissonGaussian`` :math:`c+\gamma\,\mathcal{P}((z-c)/\gamma)+\sigma\varepsilon` :math:`\gamma (z-c)+\sigma^2`
+``Gamma``           :math:`z\,G,\ G\sim\mathcal{G}(\ell,\ell)`                    :math:`z^2/\ell`
+=================== ============================================================= =============================
 
 For complex data (MRI k-space) the Gaussian model adds :math:`\sigma` noise to the real and the
 imaginary part independently, the same as :math:`\sigma` per channel on the 2-channel real view.
@@ -40,6 +40,8 @@ class NoiseModel(PerSample):
     supports_complex: bool = False
     #: whether z must be non-negative (count-type noise)
     needs_nonnegative: bool = False
+    #: per-sample parameters left out of the repr and of :func:`describe` while they are all 0 (optional ones)
+    _omit_zero: tuple[str, ...] = ()
 
     def _register(self, name: str, value: float | torch.Tensor, *, positive: bool) -> None:
         t = as_param(value, name, type(self).__name__)
@@ -85,8 +87,12 @@ class NoiseModel(PerSample):
     def _variance(self, z: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def _shown(self) -> tuple[str, ...]:
+        """The per-sample parameters the repr and :func:`describe` show (optional ones only when nonzero)."""
+        return tuple(n for n in self._per_sample if n not in self._omit_zero or bool(getattr(self, n).any()))
+
     def extra_repr(self) -> str:
-        return ", ".join(f"{n}={_fmt(getattr(self, n))}" for n in self._per_sample)
+        return ", ".join(f"{n}={_fmt(getattr(self, n))}" for n in self._shown())
 
 
 def _fmt(t: torch.Tensor) -> str:
@@ -136,30 +142,45 @@ class Poisson(NoiseModel):
 
 
 class PoissonGaussian(NoiseModel):
-    r"""Mixed Poisson-Gaussian noise :math:`y = \gamma\,\mathcal{P}(z/\gamma) + \sigma\varepsilon`.
+    r"""Mixed Poisson-Gaussian noise :math:`y = c + \gamma\,\mathcal{P}((z - c)/\gamma) + \sigma\varepsilon`.
 
-    Variance :math:`\gamma z + \sigma^2` (Le Montagner, Angelini & Olivo-Marin, IEEE TIP 2014).
+    Mean z, variance :math:`\gamma (z - c) + \sigma^2` (Le Montagner, Angelini & Olivo-Marin, IEEE TIP 2014, with
+    :math:`c = 0`). The black level (camera offset, pedestal) :math:`c \ge 0` is the signal at which no photon is
+    counted: real cameras have :math:`\operatorname{Var} y = \gamma x + b` with :math:`b = \sigma^2 - \gamma c`, which
+    may be negative (Foi, Trimeche, Katkovnik & Egiazarian, IEEE TIP 2008); :func:`~selfinv.noise.estimate` returns
+    such an offset. Signal below the black level counts no photons: :math:`z - c` is clamped at 0 in sampling and in
+    ``variance`` (then y has mean c, not z). With ``offset=0`` (the default) it is the model without black level.
 
     Args:
         gain: :math:`\gamma > 0`, a float or a (B,) tensor.
         sigma: :math:`\sigma \ge 0`, a float or a (B,) tensor.
+        offset: the black level :math:`c \ge 0`, a float or a (B,) tensor (a negative one would only be a larger
+            :math:`\sigma^2`).
     """
 
     needs_nonnegative = True
+    _omit_zero = ("offset",)
 
-    def __init__(self, gain: float | torch.Tensor, sigma: float | torch.Tensor) -> None:
+    def __init__(self, gain: float | torch.Tensor, sigma: float | torch.Tensor,
+                 offset: float | torch.Tensor = 0.0) -> None:
         super().__init__()
         self._register("gain", gain, positive=True)
         self._register("sigma", sigma, positive=False)
+        self._register("offset", offset, positive=False)
+
+    def _photons(self, z):
+        """:math:`z - c` clamped at 0 (z itself, bit for bit, without an offset)."""
+        return z if not bool(self.offset.any()) else (z - self._p("offset", z)).clamp_min(0)
 
     def _sample(self, z, generator):
         g = self._p("gain", z)
-        counts = _random.poisson(z / g, generator=generator)
+        counts = _random.poisson(self._photons(z) / g, generator=generator)
         eps = _random.randn(tuple(z.shape), generator=generator, dtype=z.dtype, device=z.device)
-        return g * counts + self._p("sigma", z) * eps
+        y = g * counts + self._p("sigma", z) * eps
+        return y if not bool(self.offset.any()) else y + self._p("offset", z)
 
     def _variance(self, z):
-        return self._p("gain", z) * z + self._p("sigma", z) ** 2
+        return self._p("gain", z) * self._photons(z) + self._p("sigma", z) ** 2
 
 
 class Gamma(NoiseModel):
@@ -396,6 +417,8 @@ def describe(noise: NoiseModel | None) -> dict | None:
     Example:
         >>> describe(PoissonGaussian(0.1, 0.02)), describe(Unknown(separable=False))
         ({'name': 'poisson_gaussian', 'gain': 0.1, 'sigma': 0.02}, {'name': 'unknown', 'separable': False})
+        >>> describe(PoissonGaussian(0.1, 0.0, offset=0.05))      # a black level is shown when it is nonzero
+        {'name': 'poisson_gaussian', 'gain': 0.1, 'sigma': 0.0, 'offset': 0.05}
     """
     if noise is None:
         return None
@@ -403,7 +426,7 @@ def describe(noise: NoiseModel | None) -> dict | None:
     if name is None:
         return {"name": type(noise).__name__}
     out: dict = {"name": name}
-    for p in noise._per_sample:
+    for p in noise._shown():
         t = getattr(noise, p)
         out[p] = float(t.reshape(-1)[0]) if t.numel() else None
     if isinstance(noise, Unknown):

@@ -2,12 +2,15 @@
 
 from selfinv.physics.base import Adjoint, Compose, LinearOperator, MeasurementMask, Scaled, Sum
 from selfinv.physics.blur import KERNELS, Blur, BlurKernelSampler, box_kernel, gaussian_kernel, motion_kernel
+from selfinv.physics.coil_maps import calibration_size, espirit_maps
 from selfinv.physics.compressed_sensing import CompressedSensing, dct, idct
 from selfinv.physics.demosaicing import Demosaicing
 from selfinv.physics.denoising import Denoising
+from selfinv.physics.fanbeam import FanBeamTomography
 from selfinv.physics.inpainting import Inpainting
 from selfinv.physics.matrix import Matrix
 from selfinv.physics.mri import MRI, channels_to_complex, complex_to_channels, fft2c, ifft2c
+from selfinv.physics.multicoil_mri import MultiCoilMRI
 from selfinv.physics.samplers import BernoulliMaskSampler, BlockMaskSampler, MRIMaskSampler
 from selfinv.physics.solvers import cg_dagger
 from selfinv.physics.tomography import Tomography
@@ -17,7 +20,9 @@ OPERATORS: dict[str, type[LinearOperator]] = {
     "denoising": Denoising,
     "inpainting": Inpainting,
     "mri": MRI,
+    "multicoil_mri": MultiCoilMRI,
     "tomography": Tomography,
+    "fanbeam_tomography": FanBeamTomography,
     "blur": Blur,
     "compressed_sensing": CompressedSensing,
     "demosaicing": Demosaicing,
@@ -47,19 +52,23 @@ __all__ = [
     "CompressedSensing",
     "Demosaicing",
     "Denoising",
+    "FanBeamTomography",
     "Inpainting",
     "LinearOperator",
     "Matrix",
     "MeasurementMask",
     "MRIMaskSampler",
+    "MultiCoilMRI",
     "Scaled",
     "Sum",
     "Tomography",
     "box_kernel",
+    "calibration_size",
     "cg_dagger",
     "channels_to_complex",
     "complex_to_channels",
     "dct",
+    "espirit_maps",
     "fft2c",
     "gaussian_kernel",
     "idct",

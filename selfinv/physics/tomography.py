@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from selfinv.noise import NoiseModel
 from selfinv.physics._fbp_filters import FILTERS, fourier_filter
-from selfinv.physics._tomography_geometry import as_angle_mask, as_angles, as_size, directions
+from selfinv.physics._tomography_geometry import as_angle_mask, as_angles, as_size, directions, rays_inside
 from selfinv.physics.base import LinearOperator
 
 
@@ -303,24 +303,12 @@ class Tomography(LinearOperator):
         A sample counts when both coordinates lie in (-1 + 1e-3, N - 1e-3) pixels, so an unmeasured bin
         is zero for every image, whatever the rounding of the sampling grid.
         """
-        n, eps = self.img_size, 1e-3
+        n = self.img_size
         th = torch.deg2rad(self.angles.detach().to(torch.float64))[..., None, :]  # (1|B,) 1, n_angles
         s = (torch.arange(self.n_detectors, dtype=torch.float64, device=th.device) - self.n_detectors // 2)[:, None]
-        lo = torch.full(
-            torch.broadcast_shapes(th.shape, s.shape), -self._half_ray - 0.5, dtype=torch.float64, device=th.device
-        )
-        hi = -lo
-        ok = torch.ones_like(lo, dtype=torch.bool)
         # column = c + s cos + t sin, row = c - s sin + t cos must lie in (-1 + eps, N - eps)
-        for a, d in ((n // 2 + s * th.cos(), th.sin()), (n // 2 - s * th.sin(), th.cos())):
-            a, d = torch.broadcast_tensors(a, d)
-            flat = d.abs() < 1e-12
-            safe = torch.where(flat, torch.ones_like(d), d)
-            t1, t2 = (-1 + eps - a) / safe, (n - eps - a) / safe
-            lo = torch.where(flat, lo, torch.maximum(lo, torch.minimum(t1, t2)))
-            hi = torch.where(flat, hi, torch.minimum(hi, torch.maximum(t1, t2)))
-            ok &= ~flat | ((a > -1 + eps) & (a < n - eps))
-        return ok & (torch.floor(lo) + 1 < hi)
+        lines = [(n // 2 + s * th.cos(), th.sin()), (n // 2 - s * th.sin(), th.cos())]
+        return rays_inside(lines, n, self._half_ray, torch.broadcast_shapes(th.shape, s.shape), th.device)
 
     # ------------------------------------------------------------------ hooks
     def _A(self, x):
@@ -342,7 +330,7 @@ class Tomography(LinearOperator):
         a, m = self.angles, self.angle_mask
         if a.ndim not in (1, 2) or (m is not None and (m.ndim != 2 or m.shape[-1] != a.shape[-1])):
             raise ValueError(
-                f"Tomography: angles {tuple(a.shape)} and angle_mask {None if m is None else tuple(m.shape)} "
+                f"{type(self).__name__}: angles {tuple(a.shape)} and angle_mask {None if m is None else tuple(m.shape)} "
                 "do not fit: expected (n_angles,) or (1|B, n_angles) angles and a (1|B, n_angles) mask"
             )
 

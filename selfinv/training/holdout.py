@@ -100,10 +100,12 @@ def holdout_entries(dataset, fraction: float, seed: int = 0) -> tuple[Measuremen
     if bool((torch.round(fraction * counts) < 1).any()):
         raise ValueError(f"holdout_entries: a measurement has too few acquired entries ({int(counts.min())}) to hold "
                          f"out {fraction:.0%} of them")
-    keep = split_masks(acquired, 1.0 - fraction, "bernoulli", generator=seeded(seed, "holdout"))
+    shared = _shared_by_channels(full, y)  # one k-space location read by every coil: held out in all of them
+    draw = acquired.any(1, keepdim=True) if shared else acquired
+    keep = split_masks(draw, 1.0 - fraction, "bernoulli", generator=seeded(seed, "holdout")).expand(y.shape)
     held = acquired & ~keep
     keep_f = keep.to(y.real.dtype if y.is_complex() else y.dtype)
-    op = full.subsample(_per_measurement(keep_f, full))
+    op = full.subsample(keep_f[:, :1] if shared else keep_f)
     y2 = None if dataset.y2 is None else dataset.y2 * keep_f
     train = MeasurementDataset(y * keep_f, op, x=dataset.x, y2=y2, names=list(dataset.names))
     train.normalization = dataset.normalization
@@ -111,13 +113,12 @@ def holdout_entries(dataset, fraction: float, seed: int = 0) -> tuple[Measuremen
     return train, HeldOutEntries(train, y, held.to(keep_f.dtype), template, full_params, fraction)
 
 
-def _per_measurement(keep: torch.Tensor, op) -> torch.Tensor:
-    """The keep mask in the shape the operator's own mask has when it is a mask operator (MRI masks are
-    (B, 1, H, W) over the channels): channels are kept or dropped together when the mask is shared by them."""
+def _shared_by_channels(op, y: torch.Tensor) -> bool:
+    """Whether the operator's own mask is one for all channels of y (MRI and multi-coil MRI masks are (B, 1, H, W)):
+    the held-out entries are then drawn per location and hold out every channel, so that the training operator's
+    mask and the training data agree."""
     own = per_sample_buffers(op).get("mask")
-    if own is not None and own.ndim == keep.ndim and own.shape[1] == 1 and keep.shape[1] > 1:
-        return keep.amax(dim=1, keepdim=True)
-    return keep
+    return own is not None and own.ndim == y.ndim and own.shape[1] == 1 and y.shape[1] > 1
 
 
 # ---------------------------------------------------------------------- a band of the image

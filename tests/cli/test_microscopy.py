@@ -127,6 +127,7 @@ def test_reconstruct_keeps_dtype_and_axes_and_tiles_like_the_whole_stack(trained
     for label, extra in (("whole", ["--tile", "0"]), ("tiled", ["--tile", "16", "--overlap", "8"])):
         r = run("reconstruct", ckpt, tmp_path / "yxt.tif", "-o", tmp_path / label, "--axes", "YXT", "--no-progress", *extra)
         assert r.exit_code == 0, r.stderr
+        assert "yxt.tif: residual check: residual std" in r.stderr and "lag-1 autocorrelation y" in r.stderr
         with tifffile.TiffFile(tmp_path / label / "yxt.tif") as t:
             assert t.series[0].axes == "YXT" and t.series[0].dtype == np.uint16 and t.series[0].shape == (48, 52, 3)
             outs[label] = t.series[0].asarray().astype(np.int64)
@@ -145,6 +146,37 @@ def test_config_init_with_measurements_writes_a_runnable_config(folders, tmp_pat
     assert cfg["noise"] == {"name": "unknown"} and cfg["loss"]["name"] == "neighbor2neighbor"
     assert cfg["training"]["run_dir"] == "runs/raw-neighbor2neighbor"
     assert_one_line_error(run("config", "init", "--task", "mri", "--measurements", folders / "raw"), "--measurements is for --task denoising")
+
+
+def test_check_on_raw_frames_of_unknown_noise_prints_the_estimate_and_what_it_enables(folders, tmp_path):
+    out = tmp_path / "m.yaml"
+    assert run("config", "init", "--task", "denoising", "--measurements", folders / "raw", "-o", out).exit_code == 0
+    r = run("check", out, "--set", "data.patch_size=16")
+    assert r.exit_code == 0, r.stderr
+    assert "✗ sure: needs the noise model" in r.stdout  # as configured: noise unknown
+    assert "estimated noise: Gaussian" in r.stdout  # _raw: additive noise of std 20 on 100-500
+    enabled = next(line for line in r.stdout.splitlines() if line.startswith("With noise: {name: estimate}"))
+    assert "sure" in enabled and "r2r" in enabled and "neighbor2neighbor" not in enabled
+
+
+def test_config_init_for_volumes_writes_a_3d_config(tmp_path):
+    """--volume (or a TIFF whose metadata names a Z axis) gives ZYX axes, 3-D patches and a 3-D U-Net; a stack of
+    unnamed slices gets a note pointing at --volume; the 3-D config trains."""
+    vol = np.stack([_raw(20 + z, 48, 44) for z in range(12)])
+    tifffile.imwrite(tmp_path / "q.tif", vol)  # no metadata: axes QYX
+    tifffile.imwrite(tmp_path / "z.tif", vol, imagej=True, metadata={"axes": "ZYX"})
+    r = run("config", "init", "--task", "denoising", "--measurements", tmp_path / "q.tif")
+    assert r.exit_code == 0 and "unet3d" not in r.stdout and "use --volume" in r.stderr, r.stderr
+    for args in ((tmp_path / "q.tif", "--volume"), (tmp_path / "z.tif",)):
+        r = run("config", "init", "--task", "denoising", "--measurements", *args)
+        cfg = yaml.safe_load(r.stdout)
+        assert cfg["data"]["axes"] == "ZYX" and cfg["data"]["patch_depth"] == 32
+        assert cfg["model"]["backbone"]["name"] == "unet3d"
+    cfg["data"].update(patch_size=16, patch_depth=8)
+    cfg["training"].update(max_steps=2, batch_size=2, run_dir=str(tmp_path / "run"))
+    r = run("train", write_yaml(tmp_path / "v.yaml", cfg), "--no-progress")
+    assert r.exit_code == 0, r.stderr
+    assert_one_line_error(run("config", "init", "--task", "denoising", "--volume"), "--volume is for --measurements")
 
 
 @pytest.mark.slow

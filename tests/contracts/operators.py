@@ -58,6 +58,32 @@ def _mri(b, per_sample, dtype, g):
     return op, torch.randn(b, 1, 8, 10, generator=g, dtype=_cplx(dtype))
 
 
+def _coil_maps(n, coils, h, w, dtype, g):
+    """Random complex coil maps (n, coils, H, W) (not normalised: the operator takes any maps)."""
+    return torch.complex(torch.randn(n, coils, h, w, generator=g), torch.randn(n, coils, h, w, generator=g)).to(_cplx(dtype))
+
+
+def _multicoil_mri(b, per_sample, dtype, g):
+    """Cartesian lines and coil maps, both per sample."""
+    from selfinv.physics import MultiCoilMRI
+    from selfinv.physics.samplers import MRIMaskSampler
+
+    n = b if per_sample else 1
+    mask = MRIMaskSampler((8, 10), acceleration=2, center_fraction=0.2).sample(n, generator=g)
+    op = MultiCoilMRI(mask, _coil_maps(n, 3, 8, 10, dtype, g), noise=_noise(b, per_sample, g))
+    return op, torch.randn(b, 1, 8, 10, generator=g, dtype=_cplx(dtype))
+
+
+def _multicoil_mri_points(b, per_sample, dtype, g):
+    """2-D random points (a variable-density-like point mask) per sample, coil maps shared (1, C, H, W)."""
+    from selfinv.physics import MultiCoilMRI
+
+    mask = (torch.rand(b if per_sample else 1, 1, 7, 6, generator=g) > 0.5).float()
+    mask[..., 2:5, 2:4] = 1  # a fully sampled centre
+    op = MultiCoilMRI(mask, _coil_maps(1, 4, 7, 6, dtype, g), noise=_noise(b, per_sample, g))
+    return op, torch.randn(b, 1, 7, 6, generator=g, dtype=_cplx(dtype))
+
+
 def _tomography(b, per_sample, dtype, g):
     from selfinv.physics.tomography import Tomography
 
@@ -81,6 +107,27 @@ def _tomography_padded_angles(b, per_sample, dtype, g):
     mask = torch.arange(8)[None, :] < lengths[:, None]
     op = Tomography(angles, 8, noise=_noise(b, per_sample, g), angle_mask=mask)
     return op, torch.rand(b, 1, 8, 8, generator=g, dtype=dtype)
+
+
+def _fanbeam_tomography(b, per_sample, dtype, g):
+    """A full 360-degree fan-beam scan, wide enough that some rays miss the image (unmeasured bins)."""
+    from selfinv.physics.fanbeam import FanBeamTomography
+
+    op = FanBeamTomography(8, 9, n_detectors=15, source_distance=14.0, detector_distance=30.0, detector_spacing=1.5,
+                           noise=_noise(b, per_sample, g))
+    return op, torch.rand(b, 1, 9, 9, generator=g, dtype=dtype)
+
+
+def _fanbeam_tomography_per_sample_angles(b, per_sample, dtype, g):
+    """Limited-angle sets of different lengths per sample (padded with angle_mask), distances in mm."""
+    from selfinv.physics.fanbeam import FanBeamTomography
+
+    n = b if per_sample else 1
+    angles = torch.rand(n, 6, generator=g, dtype=torch.float64) * 90 + torch.rand(n, 1, generator=g, dtype=torch.float64) * 360
+    mask = torch.arange(6)[None, :] < torch.randint(3, 7, (n,), generator=g)[:, None]
+    op = FanBeamTomography(angles, 8, n_detectors=11, source_distance=7.0, detector_distance=12.0, detector_spacing=0.8,
+                           pixel_size=0.5, angle_mask=mask, noise=_noise(b, per_sample, g))
+    return op, torch.rand(b, 2, 8, 8, generator=g, dtype=dtype)
 
 
 def _blur(b, per_sample, dtype, g):
@@ -146,9 +193,13 @@ OPERATOR_CASES: dict[str, Case] = {
     "denoising": Case(_denoising, per_sample_params=False, shape_checked=False),
     "inpainting": Case(_inpainting),
     "mri": Case(_mri),
+    "multicoil_mri": Case(_multicoil_mri),
+    "multicoil_mri_points": Case(_multicoil_mri_points),
     "tomography": Case(_tomography, per_sample_params=False, dagger_rtol=1e-3),
     "tomography_per_sample_angles": Case(_tomography_per_sample_angles, dagger_rtol=1e-3),
     "tomography_padded_angles": Case(_tomography_padded_angles, dagger_rtol=1e-3),
+    "fanbeam_tomography": Case(_fanbeam_tomography, per_sample_params=False, dagger_rtol=1e-3),
+    "fanbeam_tomography_per_sample_angles": Case(_fanbeam_tomography_per_sample_angles, dagger_rtol=1e-3),
     "blur": Case(_blur, shape_checked=False, dagger_rtol=1e-4),  # any image at least as large as the kernel is valid
     "cs_gaussian": Case(_cs_gaussian, per_sample_params=False),
     "cs_structured": Case(_cs_structured, per_sample_params=False),

@@ -36,7 +36,7 @@ class Case:
 CASES: dict[str, Case] = {
     "gaussian": Case({"sigma": (0.05, 0.1, 0.3)}),
     "poisson": Case({"gain": (0.02, 0.05, 0.2)}),
-    "poisson_gaussian": Case({"gain": (0.02, 0.05, 0.2), "sigma": (0.1, 0.02, 0.05)}),
+    "poisson_gaussian": Case({"gain": (0.02, 0.05, 0.2), "sigma": (0.1, 0.02, 0.05), "offset": (0.1, 0.0, 0.05)}),
     "gamma": Case({"shape": (1.0, 4.0, 20.0)}),
     "correlated_gaussian": Case(
         {"sigma": (0.05, 0.1, 0.3)}, {"kernel": torch.tensor([[0.1, 0.5, 0.2], [0.3, 1.0, 0.0], [0.0, 0.2, 0.4]])}

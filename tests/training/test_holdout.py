@@ -106,3 +106,22 @@ def test_band_for_pixelwise_operators_is_a_disjoint_crop():
     with pytest.raises(ValueError, match="too small"):
         holdout_band(MeasurementDataset(torch.rand(1, 1, 10, 10), Denoising()), 0.2)
     assert math.isclose(len(train), 1)
+
+
+def test_multi_coil_entries_are_held_out_in_every_coil():
+    """A k-space location is read by all coils at once: it is held out (or kept) in all of them, so the training
+    operator's mask (one for the coils) and the training data agree."""
+    from selfinv.physics import MultiCoilMRI
+
+    g = torch.Generator().manual_seed(0)
+    mask = (torch.rand(2, 1, 12, 10, generator=g) < 0.5).float()
+    maps = torch.randn(1, 4, 12, 10, generator=g, dtype=torch.complex64)
+    op = MultiCoilMRI(mask, maps)
+    ds = MeasurementDataset(op.A(torch.randn(2, 1, 12, 10, generator=g, dtype=torch.complex64)), op)
+    train, val = holdout_entries(ds, 0.2, seed=1)
+    kept, held = train.params["mask"], val.held_out
+    assert kept.shape == (2, 1, 12, 10) and torch.equal(held, held[:, :1].expand_as(held))
+    torch.testing.assert_close(kept.expand_as(held) + held, mask.expand_as(held))  # disjoint, all acquired
+    for i in range(2):
+        assert int(held[i, 0].sum()) == round(0.2 * int(mask[i].sum()))
+    assert torch.equal(train.y != 0, (kept > 0).expand_as(train.y))  # the data are zero exactly off the mask
