@@ -184,6 +184,8 @@ class UNSUREPoissonGaussian(Multipliers):
             new[1] = (eta[1] + step[1]).clamp_min(-new[0] * self.black_level)
         return new
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
         state_dict.setdefault(prefix + "black_level", torch.zeros((), dtype=torch.float64))  # older checkpoints
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)

@@ -172,12 +172,7 @@ class FanBeamTomography(Tomography):
         thread)."""
         foot, r = self._grid_rays(angles, like)  # (n_angles, n_detectors)
         t = self._t.to(device=like.device, dtype=like.dtype)[None, :, None]
-        k = max(1, self._chunk_elements // per_angle)
-        if like.device.type == "cpu":
-            k = max(k, torch.get_num_threads())
-        k = min(k, self.n_angles)
-        for i in range(0, self.n_angles, k):
-            sl = slice(i, min(i + k, self.n_angles))
+        for sl in self._angle_slices(like, per_angle, per_thread=True):
             yield sl, torch.view_as_real(foot[sl, None, :] + t * r[sl, None, :])
 
     def _chunks_per_sample(self, like: torch.Tensor, per_angle: int):
@@ -186,9 +181,7 @@ class FanBeamTomography(Tomography):
         foot, r = self._grid_rays(self.angles, like)  # (B, n_angles, n_detectors)
         b = foot.shape[0]
         t = self._t.to(device=like.device, dtype=like.dtype)[None, :, None, None]
-        k = min(max(1, self._chunk_elements // per_angle), self.n_angles)
-        for i in range(0, self.n_angles, k):
-            sl = slice(i, min(i + k, self.n_angles))
+        for sl in self._angle_slices(like, per_angle, per_thread=False):
             grid = torch.view_as_real(foot[:, None, sl] + t * r[:, None, sl])  # (B, n_samples, k, n_detectors, 2)
             yield sl, grid.reshape(b, self.n_samples, -1, 2)
 

@@ -167,6 +167,15 @@ class Tomography(LinearOperator):
         """The number of samples (one pixel apart) along every ray."""
         return 2 * self._half_ray + 1
 
+    def _angle_slices(self, like: torch.Tensor, per_angle: int, per_thread: bool):
+        """Slices of consecutive angles holding at most ``_chunk_elements`` of the caller's ``per_angle`` elements
+        each (at least one angle), and with ``per_thread`` on CPU at least one angle per thread."""
+        k = max(1, self._chunk_elements // per_angle)
+        if per_thread and like.device.type == "cpu":
+            k = max(k, torch.get_num_threads())
+        k = min(k, self.n_angles)
+        return [slice(i, min(i + k, self.n_angles)) for i in range(0, self.n_angles, k)]
+
     def _chunks(self, like: torch.Tensor, per_angle: int, angles: torch.Tensor):
         r"""Yield (angle slice, grid (k, n_samples, n_detectors, 2)) for chunks of k of the shared ``angles``.
 
@@ -179,12 +188,7 @@ class Tomography(LinearOperator):
         e, e_perp = directions(angles, like)  # (n_angles, 2)
         s = self._s.to(device=like.device, dtype=like.dtype)[None, None, :, None]
         t = self._t.to(device=like.device, dtype=like.dtype)[None, :, None, None]
-        k = max(1, self._chunk_elements // per_angle)
-        if like.device.type == "cpu":
-            k = max(k, torch.get_num_threads())
-        k = min(k, self.n_angles)
-        for i in range(0, self.n_angles, k):
-            sl = slice(i, min(i + k, self.n_angles))
+        for sl in self._angle_slices(like, per_angle, per_thread=True):
             base = (t * e_perp[sl, None, None, :]).add_(self._centre)  # (k, n_samples, 1, 2)
             yield sl, torch.addcmul(base, s, e[sl, None, None, :])
 
@@ -201,10 +205,8 @@ class Tomography(LinearOperator):
         b = e.shape[0]
         s = self._s.to(device=like.device, dtype=like.dtype)[None, None, None, :, None]
         t = self._t.to(device=like.device, dtype=like.dtype)[None, :, None, None, None]
-        k = min(max(1, self._chunk_elements // per_angle), self.n_angles)
         cplx = {torch.float32: torch.complex64, torch.float64: torch.complex128}.get(like.dtype)
-        for i in range(0, self.n_angles, k):
-            sl = slice(i, min(i + k, self.n_angles))
+        for sl in self._angle_slices(like, per_angle, per_thread=False):
             base = (t * e_perp[:, None, sl, None, :]).add_(self._centre)  # (B, n_samples, k, 1, 2)
             step = s * e[:, None, sl, None, :]  # (B, 1, k, n_detectors, 2)
             if cplx is not None:
