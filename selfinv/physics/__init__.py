@@ -12,7 +12,7 @@ from selfinv.physics.matrix import Matrix
 from selfinv.physics.mri import MRI, channels_to_complex, complex_to_channels, fft2c, ifft2c
 from selfinv.physics.multicoil_mri import MultiCoilMRI
 from selfinv.physics.samplers import BernoulliMaskSampler, BlockMaskSampler, MRIMaskSampler
-from selfinv.physics.solvers import cg_dagger
+from selfinv.physics.solvers import cg_dagger, total_variation, tv_reconstruct
 from selfinv.physics.tomography import Tomography
 
 #: every operator by config name (the CLI and the contract tests read this)
@@ -74,4 +74,6 @@ __all__ = [
     "idct",
     "ifft2c",
     "motion_kernel",
+    "total_variation",
+    "tv_reconstruct",
 ]
