@@ -1,4 +1,5 @@
-"""Time A and Aᴴ of every operator at batch 8 × 256×256, and the samplers' throughput.
+"""Time A and Aᴴ of every operator at batch 8 × 256×256, the real-acquisition operators at the sizes of real scans
+(batch 1), and the samplers' throughput.
 
 Writes the table into BENCHMARKS.md between the ``operator-speed`` markers (the rest of the file is
 kept) and the raw numbers into benchmarks/results/operator_speed.json.
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from selfinv.physics import CompressedSensing, Demosaicing, Denoising, Tomography
+from selfinv.physics import CompressedSensing, Demosaicing, Denoising, FanBeamTomography, MultiCoilMRI, Tomography
 from selfinv.physics.blur import Blur, BlurKernelSampler, gaussian_kernel
 from selfinv.physics.samplers import BernoulliMaskSampler, BlockMaskSampler, MRIMaskSampler
 
@@ -65,6 +66,29 @@ def operators(device: str) -> dict[str, tuple[object, torch.Tensor, str]]:
     return {k: (op.to(device), x.to(device), note) for k, (op, x, note) in ops.items()}
 
 
+def acquisitions(device: str) -> dict[str, tuple[object, torch.Tensor, str]]:
+    """The operators of real scans at their sizes, one image: SENSE with 8 coils on 320², the HTC2022 fan beam
+    (560 detectors × 181 views of 0.5° on the challenge's 512² grid) and the binned version the real-CT benchmark
+    trains with (140 detectors of 0.8 mm × 91 views of 1° on 128²), beside parallel-beam Tomography at 512²."""
+    g = torch.Generator().manual_seed(0)
+    maps = torch.randn(1, 8, 320, 320, generator=g, dtype=torch.complex64)
+    maps = maps / maps.abs().square().sum(1, keepdim=True).sqrt()
+    points = torch.rand(1, 1, 320, 320, generator=g) < 0.25
+    htc = {"source_distance": 410.66, "detector_distance": 553.74}
+    ops = {
+        "MultiCoilMRI (SENSE)": (MultiCoilMRI(points.float(), maps), torch.randn(1, 1, 320, 320, generator=g,
+                                 dtype=torch.complex64), "8 coils × 320², 25 % random points, complex64"),
+        "FanBeamTomography (HTC2022)": (
+            FanBeamTomography(torch.arange(181) * 0.5, 512, 560, detector_spacing=0.2, pixel_size=0.1483, **htc),
+            torch.rand(1, 1, 512, 512, generator=g), "560 detectors × 181 views (90°), 512²"),
+        "FanBeamTomography (binned ×4, 1°)": (
+            FanBeamTomography(torch.arange(91) * 1.0, 128, 140, detector_spacing=0.8, pixel_size=0.5933, **htc),
+            torch.rand(1, 1, 128, 128, generator=g), "140 detectors × 91 views, 128²"),
+        "Tomography (parallel)": (Tomography(181, 512), torch.rand(1, 1, 512, 512, generator=g), "181 angles, 512²"),
+    }
+    return {k: (op.to(device), x.to(device), note) for k, (op, x, note) in ops.items()}
+
+
 def samplers() -> dict[str, Callable[[torch.Generator], torch.Tensor]]:
     return {
         "BernoulliMaskSampler": BernoulliMaskSampler(N, 0.5).sample,
@@ -93,6 +117,14 @@ def main() -> None:
             rows.append(f"| {name} | {note} | {t_a:.1f} | {t_h:.1f} | {B * 1e3 / t_a:.0f} |")
             raw[name] = {"A_ms": t_a, "AH_ms": t_h}
             print(rows[-1], flush=True)
+        arows = []
+        for name, (op, x, note) in acquisitions(args.device).items():
+            y = op.A(x)
+            t_a = timeit(lambda op=op, x=x: op.A(x), args.repeats, args.device)
+            t_h = timeit(lambda op=op, y=y: op.A_adjoint(y), args.repeats, args.device)
+            arows.append(f"| {name} | {note} | {t_a:.1f} | {t_h:.1f} | {1e3 / (t_a + t_h):.1f} |")
+            raw[name] = {"A_ms": t_a, "AH_ms": t_h}
+            print(arows[-1], flush=True)
     srows = []
     for name, sample in samplers().items():
         g = torch.Generator().manual_seed(0)
@@ -112,6 +144,13 @@ def main() -> None:
             "| operator | setting | A (ms) | Aᴴ (ms) | images/s through A |",
             "|---|---|---:|---:|---:|",
             *rows,
+            "",
+            "The operators of real scans at their sizes (one image; the binned fan beam is what the real-CT section "
+            "trains with):",
+            "",
+            "| operator | setting | A (ms) | Aᴴ (ms) | A + Aᴴ per s |",
+            "|---|---|---:|---:|---:|",
+            *arows,
             "",
             f"Samplers (a batch of {B} operators of size {N}×{N}, CPU):",
             "",

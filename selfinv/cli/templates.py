@@ -10,7 +10,8 @@ class (``info``, ``needs_backbone``, ``default_backbone``, :meth:`~selfinv.losse
 constructor's arguments), so a newly registered loss gets a template without an edit here. With
 ``--measurements PATH`` (denoising) the config trains on the user's raw frames instead: ``data.source:
 measurements``, noise of unknown law and level, Neighbor2Neighbor (the fastest of the blind-spot family at the
-same quality on the W2S frames, BENCHMARKS.md § Real measurements).
+same quality on the W2S frames, BENCHMARKS.md § Real measurements). For CT and MRI, ``--measurements FILE`` is one
+scan (an HTC2022 sinogram, k-space), whose template is :mod:`selfinv.cli.scan_templates`'s.
 """
 
 from __future__ import annotations
@@ -219,33 +220,97 @@ def check_loss(task: str, loss: str) -> None:
         raise ValueError(f"config init: {loss} is defined for denoising (A = I) only; choose another loss for {task}")
 
 
+def loss_section(add, loss: str, transform: dict, incomplete: bool, sampled: bool = False,
+                 given: dict[str, tuple[Any, str]] | None = None) -> None:
+    """The ``loss`` section for ``loss`` (a name of LOSSES): its required arguments (``transform``: the group for
+    equivariant imaging), ``given`` arguments written out with a comment (``{name: (value, comment)}``; ``weight``
+    replaces the default 1.0), the other arguments commented out with their defaults, and for a measurement-domain
+    loss of an ``incomplete`` operator an equivariance term (the random operators of a ``sampled`` physics make its
+    risk identifiable already)."""
+    cls = LOSSES[loss]
+    info = cls.example().info
+    fields = registry_fields("loss", cls)  # from the class: a loss registered after the schema was built works too
+    given = dict(given or {})
+    add(f"loss:                         # {', '.join(LOSSES)}")
+    add(f"  name: {loss}")
+    weight = given.pop("weight", None)
+    add("  weight: 1.0" if weight is None else f"  weight: {_v(weight[0])}{' ' * max(1, 20 - len(_v(weight[0])))}# {weight[1]}")
+    required = {k: v for k, v in fields.items() if v is ... and k not in ("weight", "extra")}
+    for k in required:
+        if k == "transform":
+            add(f"  transform: {_flow(transform)}   # group for equivariant imaging: shift, rotate, reflect, scale")
+        else:
+            add(f"  {k}: null")
+    for k, (v, comment) in given.items():
+        value = _flow(v) if isinstance(v, dict) else _v(v)
+        add(f"  {k}: {value}{' ' * max(1, 26 - len(k) - len(value))}# {comment}")
+    optional = {k: v for k, v in fields.items() if v is not ... and k not in ("weight", "extra", *given)}
+    if optional:
+        add(f"  # arguments of {cls.__name__} (defaults; uncomment to change):")
+        for k, v in optional.items():
+            add(f"  # {k}: {_v(v) if not isinstance(v, dict) else _flow(v)}")
+    if incomplete and info.risk == "measurement":
+        if sampled:
+            add("  # The random operators (physics.sampler) make the measurement risk identifiable; an equivariance")
+            add("  # term adds the invariance of the images to the group (remove it to compare).")
+        else:
+            add("  # A measurement-domain loss does not see the nullspace of A: an equivariance term adds it.")
+        add("  extra:")
+        add(f"    - {{name: ei, transform: {_flow(transform)}, consistency: none, renoise: true, weight: 1.0}}")
+    else:
+        add("  extra: []                   # more terms added to the loss, each {name: ..., weight: ..., ...}")
+    add("")
+
+
+def training_section(add, run_name: str, epochs: int = 20, batch_size: int = 8, epochs_comment: str = "") -> None:
+    """The ``training`` section, its run folder ``runs/<run_name>``."""
+    add("training:")
+    add(f"  epochs: {epochs}" + (f"{' ' * max(1, 20 - len(str(epochs)))}# {epochs_comment}" if epochs_comment else ""))
+    add(f"  batch_size: {batch_size}")
+    add("  lr: 0.001")
+    add("  scheduler: cosine           # cosine | step | none")
+    add("  max_steps: null             # a budget in optimisation steps (null: epochs decide)")
+    add("  checkpoint_every: null      # also write last.pt every this many steps")
+    add("  patience: null              # early stopping after this many epochs without a better validation loss")
+    add("  device: null                # null: cuda, then mps, then cpu")
+    add(f"  run_dir: runs/{run_name}  # never overwritten; continue it with --resume")
+    add("")
+
+
+def supported_noise(info, noise: dict) -> dict:
+    """``noise`` (a noise section) when the loss of ``info`` supports it, else its first supported model with the
+    template levels of :data:`NOISE_DEFAULTS`."""
+    if info.noise_models is None or NOISE_MODELS[noise["name"]] in info.noise_models:
+        return noise
+    name = next(k for k, c in NOISE_MODELS.items() if c in info.noise_models)
+    return {"name": name, **NOISE_DEFAULTS.get(name, {})}
+
+
 #: the loss of ``config init --measurements``: noise of unknown law and level, one frame per field of view
 MEASUREMENTS_LOSS = "neighbor2neighbor"
 
 
 def render(task: str, loss: str | None = None, measurements: str | None = None, volume: bool = False) -> str:
     """The commented YAML config for ``task`` trained with ``loss`` (default: the task's); with ``measurements``
-    (a folder, glob or file of raw frames; denoising only) it trains on them, noise unknown; with ``volume`` the
-    files are ZYX volumes and the network is 3-D (``unet3d`` on 3-D patches)."""
+    (a folder, glob or file of raw frames; denoising only: one CT or MRI scan is
+    :func:`~selfinv.cli.scan_templates.render_scan`'s) it trains on them, noise unknown; with ``volume`` the files
+    are ZYX volumes and the network is 3-D (``unet3d`` on 3-D patches)."""
     if task not in TASK_SPECS:
         raise ValueError(f"config init: --task {task!r} is not one of {', '.join(TASKS)}")
-    if measurements is not None and task != "denoising":
-        raise ValueError(f"config init: --measurements is for --task denoising; for {task}, set data.source: measurements "
-                         "and data.path in the config (docs/config.md)")
     if volume and measurements is None:
         raise ValueError("config init: --volume is for --measurements (ZYX volumes of your own)")
+    if measurements is not None and task != "denoising":
+        raise ValueError(f"config init: --measurements is for --task denoising (raw frames), ct (an HTC2022 .mat "
+                         f"sinogram) or mri (k-space: BART .cfl/.hdr, fastMRI .h5); for {task}, set data.source: "
+                         "measurements and data.path in the config (docs/config.md)")
     spec = TASK_SPECS[task]
     loss = loss or (MEASUREMENTS_LOSS if measurements is not None else spec["loss"])
     check_loss(task, loss)
     cls = LOSSES[loss]
     info = cls.example().info
-    noise = {"name": "unknown"} if measurements is not None else dict(spec["noise"])
-    if info.noise_models is not None and NOISE_MODELS[noise["name"]] not in info.noise_models:
-        name = next(k for k, c in NOISE_MODELS.items() if c in info.noise_models)
-        noise = {"name": name, **NOISE_DEFAULTS.get(name, {})}
+    noise = supported_noise(info, {"name": "unknown"} if measurements is not None else dict(spec["noise"]))
     pairs = not info.single_y
     incomplete = task != "denoising"
-    fields = registry_fields("loss", cls)  # from the class: a loss registered after the schema was built works too
     transform = spec["transform"] or {"name": "shift"}
 
     L: list[str] = []
@@ -277,31 +342,7 @@ def render(task: str, loss: str | None = None, measurements: str | None = None, 
     add("")
     add(f"noise: {_flow(noise)}   # NOISE_MODELS; levels in normalised units; {{name: unknown}} for real noise")
     add("")
-    add(f"loss:                         # {', '.join(LOSSES)}")
-    add(f"  name: {loss}")
-    add("  weight: 1.0")
-    required = {k: v for k, v in fields.items() if v is ... and k not in ("weight", "extra")}
-    for k in required:
-        if k == "transform":
-            add(f"  transform: {_flow(transform)}   # group for equivariant imaging: shift, rotate, reflect, scale")
-        else:
-            add(f"  {k}: null")
-    optional = {k: v for k, v in fields.items() if v is not ... and k not in ("weight", "extra")}
-    if optional:
-        add(f"  # arguments of {cls.__name__} (defaults; uncomment to change):")
-        for k, v in optional.items():
-            add(f"  # {k}: {_v(v) if not isinstance(v, dict) else _flow(v)}")
-    if incomplete and info.risk == "measurement":
-        if "sampler" in phys:
-            add("  # The random operators (physics.sampler) make the measurement risk identifiable; an equivariance")
-            add("  # term adds the invariance of the images to the group (remove it to compare).")
-        else:
-            add("  # A measurement-domain loss does not see the nullspace of A: an equivariance term adds it.")
-        add("  extra:")
-        add(f"    - {{name: ei, transform: {_flow(transform)}, consistency: none, renoise: true, weight: 1.0}}")
-    else:
-        add("  extra: []                   # more terms added to the loss, each {name: ..., weight: ..., ...}")
-    add("")
+    loss_section(add, loss, transform, incomplete, sampled="sampler" in phys)
     add("model:")
     backbone = cls.default_backbone or _UNET
     if volume:
@@ -310,17 +351,7 @@ def render(task: str, loss: str | None = None, measurements: str | None = None, 
     add(f"  backbone: {_flow(backbone)}   # BACKBONES: unet, dncnn, drunet, ...")
     add(f"  wrapper: {_flow(wrapper)}   # backprojection | unrolled | none | auto")
     add("")
-    add("training:")
-    add("  epochs: 20")
-    add("  batch_size: 8")
-    add("  lr: 0.001")
-    add("  scheduler: cosine           # cosine | step | none")
-    add("  max_steps: null             # a budget in optimisation steps (null: epochs decide)")
-    add("  checkpoint_every: null      # also write last.pt every this many steps")
-    add("  patience: null              # early stopping after this many epochs without a better validation loss")
-    add("  device: null                # null: cuda, then mps, then cpu")
     run_name = f"{_run_name(measurements)}-{loss}" if measurements is not None else f"{task}-{loss}"
-    add(f"  run_dir: runs/{run_name}  # never overwritten; continue it with --resume")
-    add("")
+    training_section(add, run_name)
     add("seed: 0")
     return "\n".join(L) + "\n"

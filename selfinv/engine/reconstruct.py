@@ -126,7 +126,8 @@ def input_physics(restored, y, params: dict, where: str):
     c, h, w = restored.img_shape[0], *restored.img_shape[-2:]  # volumes (C, D, H, W): their (H, W)
     x_shape = (c, h, w) if takes_image_size(cls) else (c, int(y.shape[-2]), int(y.shape[-1]))
     args = {**operator_arguments(cfg), **size_arguments(cls, x_shape, cfg.seed), **params}
-    needed = [n for n in getattr(cls, "_per_sample", ()) if n not in args]
+    per_sample = getattr(cls, "_per_sample", ())  # a property of the instance for some classes (tomography)
+    needed = [n for n in (per_sample if isinstance(per_sample, tuple) else ()) if n not in args]
     if cfg.physics.sampler is not None and needed:
         flag = "--mask FILE" if needed == ["mask"] else " ".join(f"--param {n}=FILE" for n in needed)
         raise ValueError(

@@ -29,6 +29,7 @@ from selfinv._batched import dot
 from selfinv._checks import check_either, check_ints
 from selfinv.physics.base import LinearOperator
 from selfinv.physics.mri import channels_to_complex, complex_to_channels
+from selfinv.physics.solvers import estimate_lipschitz
 
 __all__ = ["BackProjection", "Unrolled", "conjugate_gradient", "estimate_lipschitz"]
 
@@ -89,33 +90,6 @@ def conjugate_gradient(
 
 
 @torch.no_grad()
-def estimate_lipschitz(physics: LinearOperator, like: torch.Tensor, n_iter: int = 20) -> torch.Tensor:
-    r"""Per-sample estimate of :math:`\|A\|^2 = \lambda_{\max}(A^H A)` by power iteration, shape (B,).
-
-    ``like`` is an image-shaped tensor (dtype, device, shape). The start vector is drawn from a fixed seed
-    and shared by the samples, so the estimate is deterministic and a batch equals its samples one by one;
-    it does not touch the global random state. The Rayleigh quotient is returned (a slight underestimate);
-    samples with :math:`A = 0` give 1.
-
-    Example:
-        >>> import torch
-        >>> from selfinv.physics import Inpainting
-        >>> from selfinv.models.wrappers import estimate_lipschitz
-        >>> mask = torch.ones(2, 1, 4, 4); mask[1] *= 0.5
-        >>> estimate_lipschitz(Inpainting(mask), torch.zeros(2, 1, 4, 4))
-        tensor([1.0000, 0.2500])
-    """
-    g = torch.Generator().manual_seed(0)
-    v = torch.randn((1, *like.shape[1:]), generator=g, dtype=like.dtype).to(like.device).expand_as(like).contiguous()
-    lam = torch.ones(like.shape[0], dtype=like.real.dtype if like.is_complex() else like.dtype, device=like.device)
-    for _ in range(n_iter):
-        v = v / _per_sample(dot(v, v).sqrt().clamp_min(torch.finfo(lam.dtype).tiny), v)
-        w = physics.normal(v)
-        lam = dot(v, w)
-        v = w
-    return torch.where(lam > 0, lam, torch.ones_like(lam))
-
-
 def _accepts_physics(module: nn.Module) -> bool:
     try:
         params = inspect.signature(module.forward).parameters.values()

@@ -145,7 +145,8 @@ def test_config_init_with_measurements_writes_a_runnable_config(folders, tmp_pat
     assert cfg["data"]["source"] == "measurements" and cfg["data"]["path"] == str(folders / "raw")
     assert cfg["noise"] == {"name": "unknown"} and cfg["loss"]["name"] == "neighbor2neighbor"
     assert cfg["training"]["run_dir"] == "runs/raw-neighbor2neighbor"
-    assert_one_line_error(run("config", "init", "--task", "mri", "--measurements", folders / "raw"), "--measurements is for --task denoising")
+    assert_one_line_error(run("config", "init", "--task", "mri", "--measurements", folders / "raw"),
+                          "a folder, not one scan file (folders of raw frames are --task denoising's)")
 
 
 def test_check_on_raw_frames_of_unknown_noise_prints_the_estimate_and_what_it_enables(folders, tmp_path):

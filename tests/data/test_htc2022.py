@@ -35,7 +35,9 @@ def scan(n_angles: int = 5, n_det: int = 12, struct: str = "CtDataLimited") -> d
         "distanceUnit": "mm", "geometricMagnification": 553.74 / 410.66, "numDetectorsPost": float(n_det),
         "pixelSizePost": 0.2, "effectivePixelSizePost": 0.2 * 410.66 / 553.74, "geometryType": "Cone",
     }
-    return {struct: {"type": "2d", "sinogram": rng.random((n_angles, n_det)), "parameters": params}}
+    sino = rng.random((n_angles, n_det))
+    sino[:, :2] = sino[:, -2:] = 0.0  # air at the detector's edges: the object inside the fan
+    return {struct: {"type": "2d", "sinogram": sino, "parameters": params}}
 
 
 def check(sino, geometry, v):
@@ -88,6 +90,7 @@ def test_full_struct_transposed_sinogram_and_the_operator_factory(tmp_path):
         (lambda s: s["parameters"].update(angles=np.array([0.0, np.nan, 1.0, 2.0, 3.0])), "angles"),
         (lambda s: s.update(sinogram=np.zeros((5, 11))), r"shape \(5, 11\), expected \(5, 12\)"),
         (lambda s: s["sinogram"].__setitem__((0, 0), np.nan), "NaN"),
+        (lambda s: s["sinogram"].__setitem__((slice(None), slice(-2, None)), 0.5), "outside the fan of parameters"),
         (lambda s: s.update(sinogram="abc"), "not a real numeric array"),
         (lambda s: s.pop("parameters"), "not an HTC2022 scan"),
     ],
