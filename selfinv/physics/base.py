@@ -343,11 +343,17 @@ class Compose(LinearOperator):
 
     @property
     def fbp(self):
-        r""":math:`S A` with a filtered back-projection for A (a subsampled sinogram, ``Tomography.subsample``):
-        the FBP of the zero-filled measurements, :math:`\mathrm{FBP}_A(S^H y)`. Absent otherwise."""
-        inner = self.ops[-1]
-        if len(self.ops) == 2 and isinstance(self.ops[0], MeasurementMask) and callable(getattr(inner, "fbp", None)):
-            return lambda y: inner.fbp(self.ops[0].A_adjoint(y))
+        r""":math:`S_1 \cdots S_k A` with a filtered back-projection for A (a subsampled sinogram,
+        ``Tomography.subsample``, subsampled again by a split of it): the FBP of the zero-filled measurements,
+        :math:`\mathrm{FBP}_A(S_k^H \cdots S_1^H y)`. Absent otherwise."""
+        inner, masks = self.ops[-1], list(self.ops[:-1])
+        if masks and all(isinstance(m, MeasurementMask) for m in masks) and callable(getattr(inner, "fbp", None)):
+            def zero_filled_fbp(y: torch.Tensor) -> torch.Tensor:
+                for m in masks:  # S_1^H first: the adjoint reverses the composition
+                    y = m.A_adjoint(y)
+                return inner.fbp(y)
+
+            return zero_filled_fbp
         raise AttributeError(f"{type(self).__name__} of {', '.join(type(o).__name__ for o in self.ops)} has no fbp")
 
 
