@@ -133,7 +133,7 @@ def test_multicoil_bart_kspace_gets_sense_with_espirit_splitting_and_an_unrolled
     assert cfg["physics"] == {"name": "multicoil_mri", "coil_maps": "espirit"}
     assert "key" not in cfg["data"] and cfg["data"]["patch_size"] is None
     assert (cfg["data"]["val_fraction"], cfg["data"]["val_holdout"]) == (0.0, 0.2)
-    assert cfg["loss"] == {"name": "splitting", "weight": 1.0, "consistency": "mc", "extra": []}
+    assert cfg["loss"] == {"name": "splitting", "weight": 1.0, "consistency": "none", "extra": []}
     assert cfg["noise"] is None and cfg["model"]["wrapper"]["name"] == "unrolled"
     assert "Multi-coil k-space: one slice of 32 x 28, 4 coils" in text and "(SSDU)" in text
     pytest.importorskip("sigpy")  # ESPIRiT
