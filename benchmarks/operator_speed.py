@@ -109,21 +109,23 @@ def main() -> None:
     args = parser.parse_args()
 
     rows, raw = [], {"device": args.device, "threads": torch.get_num_threads(), "torch": torch.__version__}
+    def forward_adjoint(name: str, op, x) -> tuple[float, float]:
+        """Median ms of A and of Aᴴ (recorded in ``raw``)."""
+        y = op.A(x)
+        t_a = timeit(lambda: op.A(x), args.repeats, args.device)
+        t_h = timeit(lambda: op.A_adjoint(y), args.repeats, args.device)
+        raw[name] = {"A_ms": t_a, "AH_ms": t_h}
+        return t_a, t_h
+
+    arows = []
     with torch.no_grad():
         for name, (op, x, note) in operators(args.device).items():
-            y = op.A(x)
-            t_a = timeit(lambda op=op, x=x: op.A(x), args.repeats, args.device)
-            t_h = timeit(lambda op=op, y=y: op.A_adjoint(y), args.repeats, args.device)
+            t_a, t_h = forward_adjoint(name, op, x)
             rows.append(f"| {name} | {note} | {t_a:.1f} | {t_h:.1f} | {B * 1e3 / t_a:.0f} |")
-            raw[name] = {"A_ms": t_a, "AH_ms": t_h}
             print(rows[-1], flush=True)
-        arows = []
         for name, (op, x, note) in acquisitions(args.device).items():
-            y = op.A(x)
-            t_a = timeit(lambda op=op, x=x: op.A(x), args.repeats, args.device)
-            t_h = timeit(lambda op=op, y=y: op.A_adjoint(y), args.repeats, args.device)
+            t_a, t_h = forward_adjoint(name, op, x)
             arows.append(f"| {name} | {note} | {t_a:.1f} | {t_h:.1f} | {1e3 / (t_a + t_h):.1f} |")
-            raw[name] = {"A_ms": t_a, "AH_ms": t_h}
             print(arows[-1], flush=True)
     srows = []
     for name, sample in samplers().items():

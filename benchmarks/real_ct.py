@@ -355,7 +355,7 @@ def reading(summary: dict) -> list[str]:
 
 
 def write(summary: dict, out: Path, no_write: bool) -> None:
-    from run import write_section
+    from run import publish
 
     m, ref = summary["machine"], summary["reference"]
     gaps = np.split(np.array(summary["union_angles"]), np.where(np.diff(summary["union_angles"]) > DEG)[0] + 1)
@@ -424,13 +424,7 @@ def write(summary: dict, out: Path, no_write: bool) -> None:
               "the missing views tests that without the reference. Limits: one sinogram, a short CPU budget, a "
               f"small U-Net; the reference is itself a TV reconstruction with gaps of its own ({holes})."]
     lines += [f"<!-- {NAME}:end -->"]
-    body = "\n".join(lines)
-    print(body)
-    if not no_write:
-        figures = ROOT / "benchmarks" / "figures"
-        figures.mkdir(parents=True, exist_ok=True)
-        shutil.copy(out / f"{NAME}.png", figures / f"{NAME}.png")
-        write_section(NAME, TITLE, body)
+    publish(NAME, TITLE, "\n".join(lines), out / f"{NAME}.png", no_write)
 
 
 if __name__ == "__main__":

@@ -387,7 +387,7 @@ def reading(summary: dict) -> list[str]:
 
 
 def write(summary: dict, out: Path, no_write: bool) -> None:
-    from run import write_section
+    from run import publish
 
     m, a, r = summary["machine"], summary["all"], summary["retro"]
     nets = {row["key"]: row for row in a["rows"] if row.get("steps")}
@@ -443,13 +443,7 @@ def write(summary: dict, out: Path, no_write: bool) -> None:
         "**Reading.** " + " ".join(reading(summary)),
         f"<!-- {NAME}:end -->",
     ]
-    body = "\n".join(lines)
-    print(body)
-    if not no_write:
-        figures = ROOT / "benchmarks" / "figures"
-        figures.mkdir(parents=True, exist_ok=True)
-        shutil.copy(out / f"{NAME}.png", figures / f"{NAME}.png")
-        write_section(NAME, TITLE, body)
+    publish(NAME, TITLE, "\n".join(lines), out / f"{NAME}.png", no_write)
 
 
 if __name__ == "__main__":

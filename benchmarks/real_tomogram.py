@@ -343,7 +343,7 @@ def correlated(measured: list[float], white: list[float], tol: float = 0.03) -> 
 
 
 def write(summary: dict, out: Path, no_write: bool) -> None:
-    from run import write_section
+    from run import publish
 
     m, n = summary["machine"], summary["noise"]
     runs = {r["label"] for r in summary["rows"] if r["kind"] == "run"}
@@ -431,13 +431,7 @@ def write(summary: dict, out: Path, no_write: bool) -> None:
                   f"level while training (column 'noise assumed / learned', file units), to compare with σ̂ = "
                   f"{n['sigma']:.4f} estimated from the raw held-out slab."]
     lines += [f"<!-- {NAME}:end -->"]
-    body = "\n".join(lines)
-    print(body)
-    if not no_write:
-        figures = ROOT / "benchmarks" / "figures"
-        figures.mkdir(parents=True, exist_ok=True)
-        shutil.copy(out / f"{NAME}.png", figures / f"{NAME}.png")
-        write_section(NAME, TITLE, body)
+    publish(NAME, TITLE, "\n".join(lines), out / f"{NAME}.png", no_write)
 
 
 if __name__ == "__main__":

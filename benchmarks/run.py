@@ -259,6 +259,18 @@ def write_section(name: str, title: str, body: str) -> None:
     bench.write_text(doc)
 
 
+def publish(name: str, title: str, body: str, figure: Path, no_write: bool) -> None:
+    """Print a section; unless ``no_write``, copy its figure to benchmarks/figures/ (committed) and write the section
+    into BENCHMARKS.md (:func:`write_section`)."""
+    print(body)
+    if no_write:
+        return
+    figures = ROOT / "benchmarks" / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    shutil.copy(figure, figures / figure.name)
+    write_section(name, title, body)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("experiment", choices=sorted(EXPERIMENTS))

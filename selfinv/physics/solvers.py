@@ -1,7 +1,8 @@
 r"""Classical solvers for any linear operator: conjugate gradient for the pseudo-inverse (:func:`cg_dagger`), the
-operator norm by power iteration (:func:`estimate_lipschitz`) and TV-regularised least squares by primal-dual iterations (:func:`tv_reconstruct`).
+operator norm by power iteration (:func:`estimate_lipschitz`) and TV-regularised least squares by primal-dual
+iterations (:func:`tv_reconstruct`).
 
-Both need only the operator's hooks (``_A``, ``_A_adjoint``, ``_normal``), so they sit below
+They need only the operator's hooks (``_A``, ``_A_adjoint``, ``_normal``), so they sit below
 :mod:`selfinv.physics.base`, whose ``LinearOperator.A_dagger`` calls :func:`cg_dagger` where no closed form exists.
 """
 
@@ -11,13 +12,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from selfinv._batched import dot
+
 if TYPE_CHECKING:  # annotations only: the operators call this solver, it never imports them
     from selfinv.physics.base import LinearOperator
-
-
-def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-sample real inner product Re<a, b> (shape (B,))."""
-    return (a.conj() * b).real.flatten(1).sum(1) if a.is_complex() else (a * b).flatten(1).sum(1)
 
 
 def _bcast(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -35,18 +33,18 @@ def cg_dagger(op: LinearOperator, y: torch.Tensor, tol: float = 1e-6, max_iter: 
     x = torch.zeros_like(b)
     r = b.clone()
     p = r.clone()
-    rs = _dot(r, r)
+    rs = dot(r, r)
     stop = (tol**2) * rs.clamp_min(torch.finfo(rs.dtype).tiny)
     for _ in range(max_iter):
         active = rs > stop
         if not bool(active.any()):
             break
         Ap = op._normal(p)
-        pAp = _dot(p, Ap)
+        pAp = dot(p, Ap)
         alpha = torch.where(active & (pAp > 0), rs / torch.where(pAp > 0, pAp, torch.ones_like(pAp)), torch.zeros_like(rs))
         x = x + _bcast(alpha, x).to(x.dtype) * p
         r = r - _bcast(alpha, r).to(r.dtype) * Ap
-        rs_new = _dot(r, r)
+        rs_new = dot(r, r)
         beta = torch.where(active, rs_new / torch.where(rs > 0, rs, torch.ones_like(rs)), torch.zeros_like(rs))
         p = r + _bcast(beta, p).to(p.dtype) * p
         rs = torch.where(active, rs_new, rs)
@@ -73,9 +71,9 @@ def estimate_lipschitz(physics: LinearOperator, like: torch.Tensor, n_iter: int 
     v = torch.randn((1, *like.shape[1:]), generator=g, dtype=like.dtype).to(like.device).expand_as(like).contiguous()
     lam = torch.ones(like.shape[0], dtype=like.real.dtype if like.is_complex() else like.dtype, device=like.device)
     for _ in range(n_iter):
-        v = v / _bcast(_dot(v, v).sqrt().clamp_min(torch.finfo(lam.dtype).tiny), v).to(v.dtype)
+        v = v / _bcast(dot(v, v).sqrt().clamp_min(torch.finfo(lam.dtype).tiny), v).to(v.dtype)
         w = physics.normal(v)
-        lam = _dot(v, w)
+        lam = dot(v, w)
         v = w
     return torch.where(lam > 0, lam, torch.ones_like(lam))
 
