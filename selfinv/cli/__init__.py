@@ -1,6 +1,6 @@
 """The ``selfinv`` command line.
 
-Commands: ``demo``, ``config init``, ``train``, ``check``, ``evaluate``, ``reconstruct``, ``compare``, ``info``;
+Commands: ``demo``, ``config init``, ``train``, ``finetune``, ``check``, ``evaluate``, ``reconstruct``, ``compare``, ``info``;
 ``--version``, ``--help`` on every command and ``--debug`` (before the command) for full tracebacks. Every
 failure is one line on stderr (``error: ...``) and exit code 1; nothing already written is overwritten.
 
@@ -18,7 +18,7 @@ from selfinv.cli._app import app, config_app
 __all__ = ["app", "config_app", "main"]
 
 #: the command modules, in the order ``--help`` lists their commands
-COMMANDS = ("info_cmd", "config_cmd", "train_cmd", "check_cmd", "compare_cmd", "demo_cmd", "reconstruct_cmd", "evaluate_cmd")
+COMMANDS = ("info_cmd", "config_cmd", "train_cmd", "finetune_cmd", "check_cmd", "compare_cmd", "demo_cmd", "reconstruct_cmd", "evaluate_cmd")
 for _module in COMMANDS:
     importlib.import_module(f"{__name__}.{_module}")
 

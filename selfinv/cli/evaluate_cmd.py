@@ -15,7 +15,8 @@ from selfinv.cli._errors import fail, guarded, note
 @app.command()
 @guarded
 def evaluate(
-    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by selfinv train.")],
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by selfinv train, or a shipped pretrained "
+                                               "name (selfinv info; DATA is then a config).")],
     data: Annotated[Path, typer.Argument(help="A measurement set (.npz/.h5 file or folder; metrics need its x) or a YAML "
                                 "config (its test split is simulated as in training).")],
     set_: Annotated[list[str] | None, typer.Option("--set", "-s", help="Override a key of a config given as DATA.")] = None,
@@ -30,7 +31,7 @@ def evaluate(
     import sys
 
     from selfinv.config import load_config
-    from selfinv.engine.checkpoints import restore
+    from selfinv.engine.checkpoints import is_pretrained_name, restore, restore_pretrained
     from selfinv.engine.evaluate import (
         config_evaluation_set,
         evaluate_dataset,
@@ -41,8 +42,16 @@ def evaluate(
 
     if output is not None and output.exists():
         fail(f"{output}: already exists (nothing is overwritten)")
-    restored = restore(checkpoint, device)
-    if data.suffix.lower() in (".yaml", ".yml"):
+    is_yaml = data.suffix.lower() in (".yaml", ".yml")
+    if is_pretrained_name(checkpoint):
+        if not is_yaml:
+            fail(f"{checkpoint}: a pretrained network has no operator of its own; give a YAML config as DATA "
+                 "(the physics, noise and test data)")
+        cfg = load_config(data, set_ or [])
+        restored = restore_pretrained(str(checkpoint), cfg, device)
+    else:
+        restored = restore(checkpoint, device)
+    if is_yaml:
         target = config_evaluation_set(restored, load_config(data, set_ or []), data.name)
         if target.fallback:
             note(f"note: {target.source}")

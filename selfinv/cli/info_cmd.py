@@ -14,6 +14,7 @@ def info(version: VersionOption = False) -> None:
     from selfinv.config import TRANSFORMS
     from selfinv.losses import LOSSES
     from selfinv.models import BACKBONES, WRAPPERS
+    from selfinv.models.pretrained import PRETRAINED
     from selfinv.noise import NOISE_MODELS
     from selfinv.physics import OPERATORS, SAMPLERS
 
@@ -24,3 +25,4 @@ def info(version: VersionOption = False) -> None:
     typer.echo("losses: " + ", ".join(LOSSES))
     typer.echo("backbones: " + ", ".join(BACKBONES) + "; wrappers: " + ", ".join([*WRAPPERS, "none", "auto"]))
     typer.echo("transforms: " + ", ".join(TRANSFORMS))
+    typer.echo("pretrained: " + "; ".join(f"{name} ({entry.summary})" for name, entry in PRETRAINED.items()))

@@ -16,7 +16,8 @@ from selfinv.engine.reconstruct import AUTO_TILE, AUTO_TILE_PIXELS, DEFAULT_OVER
 @app.command()
 @guarded
 def reconstruct(
-    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by selfinv train (best.pt or last.pt).")],
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by selfinv train (best.pt or last.pt), or a "
+                                               "shipped pretrained name (selfinv info) with --config.")],
     inputs: Annotated[list[Path], typer.Argument(help="Measurements: image/array files (PNG, TIFF, NPY, DICOM, ...) or "
                                         "measurement sets (.npz/.h5 with an array y).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder (created if needed; existing files are never replaced).")],
@@ -29,6 +30,9 @@ def reconstruct(
                                 f"--tile (default: {DEFAULT_OVERLAP}, at most half the tile).")] = None,
     axes: Annotated[str | None, typer.Option("--axes", help="The layout of the input files, e.g. YX, TYX, ZYX, CYX (default: "
                              "the training data's data.axes, else the files' metadata); outputs keep it.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="With a pretrained name: the YAML config of the "
+                                   "measurements (physics, noise, data units).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", "-s", help="Override a key of --config.")] = None,
     device: Annotated[str | None, typer.Option("--device", help="cpu, cuda, mps (default: the best available).")] = None,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bars (default: when stderr is a terminal).")] = None,
     version: VersionOption = False,
@@ -58,4 +62,11 @@ def reconstruct(
         from selfinv.data.stacks import parse_axes
 
         axes = parse_axes(axes, "--axes")
-    reconstruct_files(checkpoint, plan, output, mask, param, tile, overlap, device, show, log=note, axes=axes)
+    cfg = None
+    if config is not None:
+        from selfinv.config import load_config
+
+        cfg = load_config(config, set_ or [])
+    elif set_:
+        fail("--set applies to --config")
+    reconstruct_files(checkpoint, plan, output, mask, param, tile, overlap, device, show, log=note, axes=axes, config=cfg)

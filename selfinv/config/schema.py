@@ -174,6 +174,9 @@ class ModelConfig(StrictModel):
     wrapper: WrapperConfig = Field(default={"name": "auto"}, validate_default=True,
                                    description="how the network sees the physics: auto is none for denoising, "
                                    "back-projection (filtered for tomography) otherwise")
+    pretrained: str | None = Field(None, description="start from these weights: a shipped pretrained network's name "
+                                   "(selfinv info lists them; backbone and wrapper then become its architecture) or "
+                                   "a checkpoint of the same model (selfinv finetune sets it)")
 
 
 class Config(StrictModel):

@@ -14,7 +14,13 @@ import torch
 
 from selfinv.config import Config, ConfigError, parse_config
 from selfinv.engine.data import absolute_paths, build_data, split_data
-from selfinv.engine.model_builders import build_loss, build_model, resolve_wrapper, unmet_backbone_needs
+from selfinv.engine.model_builders import (
+    build_loss,
+    build_model,
+    resolve_pretrained,
+    resolve_wrapper,
+    unmet_backbone_needs,
+)
 from selfinv.losses import Loss
 
 __all__ = ["Experiment", "build_experiment"]
@@ -52,6 +58,8 @@ def build_experiment(cfg: Config) -> Experiment:
     cfg = data.cfg
     train, val = split_data(cfg, data.dataset)
     resolved = cfg.model_dump(mode="json")
+    resolved["model"] = resolve_pretrained(resolved["model"])
+    cfg = parse_config(resolved)
     resolved["model"]["wrapper"] = resolve_wrapper(cfg)
     cfg = parse_config(resolved)
     unmet = unmet_backbone_needs(cfg)

@@ -11,12 +11,14 @@ import torch
 
 from selfinv.config import Config, ConfigError, parse_config
 from selfinv.data import Normalization
+from selfinv.engine.build import build_experiment
 from selfinv.engine.device import check_device
 from selfinv.engine.model_builders import build_loss, build_model
 from selfinv.engine.physics_builders import build_noise, build_physics
+from selfinv.models.pretrained import PRETRAINED, is_pretrained_name
 from selfinv.training import load_checkpoint
 
-__all__ = ["Restored", "read_checkpoint", "restore"]
+__all__ = ["Restored", "is_pretrained_name", "read_checkpoint", "restore", "restore_model", "restore_pretrained"]
 
 
 @dataclass
@@ -71,7 +73,7 @@ def restore(path: str | Path, device: str | None = None) -> Restored:
     info = ckpt["data_info"]
     shape = (int(info["channels"]), *(int(v) for v in info["img_size"]))
     c = shape[0]
-    model = build_model(cfg, c, bool(info["complex"]))
+    model = build_model(cfg, c, bool(info["complex"]), init_weights=False)  # its own weights load below
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:
@@ -95,3 +97,29 @@ def restore(path: str | Path, device: str | None = None) -> Restored:
     stats = ckpt.get("data_stats")
     return Restored(path, cfg, model, loss, norm, info, int(ckpt.get("counters", {}).get("step", 0)), dev,
                     data_stats=dict(stats) if isinstance(stats, dict) else None)
+
+
+def restore_pretrained(name: str, cfg: Config, device: str | None = None) -> Restored:
+    """A shipped pretrained network set up for a config's data (its channels, normalisation, noise and
+    operator): the experiment of ``cfg`` with ``model.pretrained = name``, untrained (zero-shot, step 0)."""
+    dev = check_device(device)
+    data = cfg.model_dump(mode="json")
+    data["model"] = {**data["model"], "pretrained": name}
+    exp = build_experiment(parse_config(data))
+    exp.model.to(dev)
+    exp.loss.to(dev)
+    return Restored(Path(name), exp.cfg, exp.model, exp.loss, exp.normalization, exp.data_info, 0, dev)
+
+
+def restore_model(ref: str | Path, device: str | None = None, cfg: Config | None = None) -> Restored:
+    """:func:`restore` of a checkpoint file, or :func:`restore_pretrained` of a shipped name with ``cfg``
+    (a pretrained network has no operator or data units of its own: the config of the measurements says them)."""
+    if is_pretrained_name(ref):
+        if cfg is None:
+            raise ValueError(f"{ref}: a pretrained network has no operator of its own; give the config of the "
+                             "measurements (their physics, noise and data)")
+        return restore_pretrained(str(ref), cfg, device)
+    if cfg is not None:
+        raise ValueError(f"{ref}: a checkpoint carries its own configuration; a config applies to pretrained names only "
+                         f"({', '.join(PRETRAINED)})")
+    return restore(ref, device)

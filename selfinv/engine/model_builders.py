@@ -8,6 +8,7 @@ prior weight (EI, REI, MOI) takes the section's ``weight``; a model is initialis
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,13 +21,16 @@ from selfinv.engine._args import annotation, construct, init_parameters, section
 from selfinv.engine.physics_builders import build_sampler, fbp_init
 from selfinv.losses import LOSSES, Loss
 from selfinv.models import BACKBONES, WRAPPERS
+from selfinv.models.pretrained import PRETRAINED, is_pretrained_name, load_backbone_weights, model_section
 from selfinv.physics import OPERATORS
+from selfinv.training import load_checkpoint
 from selfinv.transforms import TRANSFORMS, Product, Transform
 
 __all__ = [
     "build_loss",
     "build_model",
     "build_transform",
+    "resolve_pretrained",
     "resolve_wrapper",
     "section_fields",
     "transforms_of",
@@ -137,12 +141,63 @@ def resolve_wrapper(cfg: Config) -> dict:
     return {"name": "backprojection", "init": init}
 
 
-def build_model(cfg: Config, channels: int, is_complex: bool) -> torch.nn.Module:
+def resolve_pretrained(model: dict[str, Any]) -> dict[str, Any]:
+    """A config's ``model`` section (a dict) with ``pretrained`` resolved: a shipped name brings its backbone
+    and wrapper, a checkpoint those of its own configuration; without ``pretrained`` it is returned as is."""
+    ref = model.get("pretrained")
+    if not ref:
+        return model
+    if is_pretrained_name(ref):
+        return {**model, **model_section(ref)}
+    ckpt = _read_init_checkpoint(ref)
+    stored = ckpt["config"].get("model", {})
+    return {**model, "backbone": stored.get("backbone", model.get("backbone")), "wrapper": stored.get("wrapper", model.get("wrapper"))}
+
+
+def _read_init_checkpoint(ref: str) -> dict[str, Any]:
+    path = Path(ref)
+    if not path.exists():
+        known = ", ".join(PRETRAINED)
+        raise ConfigError(f"config: model.pretrained = {ref!r} is neither a shipped pretrained network ({known}) nor a file")
+    try:
+        ckpt = load_checkpoint(path)
+    except ValueError as e:
+        raise ConfigError(f"config: model.pretrained: {e}") from None
+    if not isinstance(ckpt.get("config"), dict) or "model" not in ckpt:
+        raise ConfigError(f"config: model.pretrained: {path.name} has no run configuration (not written by selfinv train)")
+    return ckpt
+
+
+def _load_initial_weights(model: torch.nn.Module, ref: str, channels: int, is_complex: bool) -> None:
+    if is_pretrained_name(ref):
+        try:
+            load_backbone_weights(getattr(model, "backbone", model), ref)
+        except ValueError as e:
+            raise ConfigError(f"config: model.pretrained: {e}") from None
+        return
+    ckpt = _read_init_checkpoint(ref)
+    info = ckpt.get("data_info", {})
+    theirs = (int(info.get("channels", channels)), bool(info.get("complex", is_complex)))
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        first = " ".join(" ".join(str(e).split("\n\t")[1:2]).split())[:160] or str(e).splitlines()[0]
+        kind = f"{theirs[0]} {'complex ' if theirs[1] else ''}channel(s)"
+        ours = f"{channels} {'complex ' if is_complex else ''}channel(s)"
+        why = f"it was trained on images of {kind}, these have {ours}" if theirs != (channels, is_complex) else first
+        raise ConfigError(f"config: model.pretrained: the weights of {Path(ref).name} do not fit this model: {why}") from None
+
+
+def build_model(cfg: Config, channels: int, is_complex: bool, init_weights: bool = True) -> torch.nn.Module:
     """The network for images of ``channels`` channels (2 real channels per complex one), its weights
     initialised from ``cfg.seed`` (layer constructors draw from PyTorch's global generator, which is seeded
-    for the construction only: :func:`~selfinv._random.global_seed`)."""
+    for the construction only: :func:`~selfinv._random.global_seed`), then, with ``init_weights`` and
+    ``model.pretrained`` set (a resolved config: :func:`resolve_pretrained`), loaded from those weights."""
     with global_seed(cfg.seed):
-        return _build_model(cfg, channels, is_complex)
+        model = _build_model(cfg, channels, is_complex)
+    if init_weights and cfg.model.pretrained:
+        _load_initial_weights(model, cfg.model.pretrained, channels, is_complex)
+    return model
 
 
 def _build_model(cfg: Config, channels: int, is_complex: bool) -> torch.nn.Module:

@@ -256,17 +256,18 @@ def _input_normalization(restored, info):
 def reconstruct_files(checkpoint: Path, plan: list[PlannedOutput], output: Path, mask: Path | None = None,
                       param: list[str] | None = None, tile: int | None = None, overlap: int = DEFAULT_OVERLAP,
                       device: str | None = None, progress: bool = False,
-                      log: Callable[[str], None] | None = None, axes: str | None = None) -> None:
+                      log: Callable[[str], None] | None = None, axes: str | None = None, config=None) -> None:
     """Reconstruct every planned input with the checkpoint's model into ``output`` (created on the first write,
     removed again on failure when this call created it and it is still empty). ``mask`` and ``param``
     (``NAME=FILE``) give operator parameters of the measurements; ``tile`` (None: automatic, 0: never) and
     ``overlap`` the tiling of large images; ``log(line)`` reports each output and any domain warning (default:
     stderr). Averaged estimators (R2R) draw from one generator seeded with the run's seed, over all inputs.
     Image files are read with ``axes`` (``"TYX"``, ...; default: the training data's ``data.axes``, else their
-    metadata) and written back in that order."""
+    metadata) and written back in that order. ``checkpoint`` may be a shipped pretrained name with ``config`` (a
+    :class:`~selfinv.config.Config`) saying the measurements' physics, noise and units (zero-shot use)."""
     folder = OutputFolder(output)
     try:
-        _reconstruct_all(checkpoint, plan, folder, mask, param, tile, overlap, device, progress, log or _stderr, axes)
+        _reconstruct_all(checkpoint, plan, folder, mask, param, tile, overlap, device, progress, log or _stderr, axes, config)
     except BaseException:
         folder.clean_up()
         raise
@@ -274,7 +275,7 @@ def reconstruct_files(checkpoint: Path, plan: list[PlannedOutput], output: Path,
 
 def _reconstruct_all(checkpoint: Path, plan: list[PlannedOutput], folder: OutputFolder, mask: Path | None,
                      param: list[str] | None, tile: int | None, overlap: int, device: str | None, show: bool,
-                     log: Callable[[str], None], axes: str | None = None) -> None:
+                     log: Callable[[str], None], axes: str | None = None, config=None) -> None:
     import numpy as np
     import torch
     from tqdm.auto import tqdm
@@ -282,7 +283,7 @@ def _reconstruct_all(checkpoint: Path, plan: list[PlannedOutput], folder: Output
     from selfinv.data import read_image, write_image
     from selfinv.data.stacks import read_with_axes
     from selfinv.data.stats import domain_warning, input_statistics
-    from selfinv.engine.checkpoints import restore
+    from selfinv.engine.checkpoints import restore_model
     from selfinv.engine.measurements import measurement_set
     from selfinv.engine.physics_builders import load_tensor
     from selfinv.models.registry import spatial_dims
@@ -293,7 +294,7 @@ def _reconstruct_all(checkpoint: Path, plan: list[PlannedOutput], folder: Output
             return None
         return domain_warning(restored.data_stats, input_statistics(values), name)
 
-    restored = restore(checkpoint, device)
+    restored = restore_model(checkpoint, device, config)
     params = {}
     if mask is not None:
         params["mask"] = load_tensor(str(mask), "--mask")

@@ -4,6 +4,7 @@ from selfinv.models.autoencoder import Autoencoder
 from selfinv.models.blindspot import BlindSpotNet
 from selfinv.models.dncnn import DnCNN
 from selfinv.models.drunet import DRUNet
+from selfinv.models.ram import RAM
 from selfinv.models.registry import BACKBONES, WRAPPERS, build_backbone, spatial_dims
 from selfinv.models.unet import UNet
 from selfinv.models.unet3d import UNet3d
@@ -17,6 +18,7 @@ __all__ = [
     "BlindSpotNet",
     "DRUNet",
     "DnCNN",
+    "RAM",
     "UNet",
     "UNet3d",
     "Unrolled",

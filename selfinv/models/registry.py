@@ -14,6 +14,7 @@ from selfinv.models.autoencoder import Autoencoder
 from selfinv.models.blindspot import BlindSpotNet
 from selfinv.models.dncnn import DnCNN
 from selfinv.models.drunet import DRUNet
+from selfinv.models.ram import RAM
 from selfinv.models.unet import UNet
 from selfinv.models.unet3d import UNet3d
 from selfinv.models.wrappers import BackProjection, Unrolled
@@ -23,6 +24,7 @@ BACKBONES: dict[str, type[nn.Module]] = {
     "unet": UNet,
     "dncnn": DnCNN,
     "drunet": DRUNet,
+    "ram": RAM,
     "blindspot": BlindSpotNet,
     "autoencoder": Autoencoder,
     "unet3d": UNet3d,

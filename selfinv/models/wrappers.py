@@ -121,7 +121,7 @@ def _apply(
     was_complex = x.is_complex()
     inp = complex_to_channels(x) if was_complex else x
     expected = _in_channels(module)
-    if expected is not None and expected != inp.shape[1]:
+    if expected is not None and expected != inp.shape[1] and inp.shape[1] not in getattr(module, "kinds", ()):
         what = (
             f"{x.shape[1]} complex channels = {inp.shape[1]} real channels"
             if was_complex

@@ -28,9 +28,12 @@ CASES: dict[str, dict] = {
     "blindspot": {"width": 4, "depth": 1},
     "autoencoder": {"width": 4, "depth": 2, "bottleneck": 2},
     "unet3d": {"depth": 2, "width": 4},
+    "ram": {"widths": (4, 8), "kinds": (2,), "prox_iterations": 2, "power_iterations": 3},
 }
 NAMES = list(CASES)
 CIN, COUT = 2, 3
+#: backbones that keep the channel count (residual on their input): built with CIN → CIN
+SAME_CHANNELS = {"ram"}
 
 
 def rand(name: str, batch: int, size: tuple[int, int], seed: int, cin: int = CIN) -> torch.Tensor:
@@ -39,8 +42,13 @@ def rand(name: str, batch: int, size: tuple[int, int], seed: int, cin: int = CIN
     return torch.rand(batch, cin, *lead, *size, generator=gen(seed), dtype=torch.float64)
 
 
-def build(name: str, cin: int = CIN, cout: int = COUT, dtype: torch.dtype = torch.float64, device: str = "cpu"):
+def cout_of(name: str) -> int:
+    return CIN if name in SAME_CHANNELS else COUT
+
+
+def build(name: str, cin: int = CIN, cout: int | None = None, dtype: torch.dtype = torch.float64, device: str = "cpu"):
     """The case's network, with weights drawn from seed 0 (the global random state is left as it was)."""
+    cout = cout_of(name) if cout is None else cout
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         net = build_backbone(name, cin, cout, CASES[name])
@@ -64,7 +72,7 @@ def test_maps_images_to_images_of_the_same_size_and_dtype(name, dtype, size, dev
     x = rand(name, 2, size, 1).to(device=device, dtype=dtype)
     with torch.no_grad():
         out = net(x)
-    assert out.shape == (2, COUT, *x.shape[2:]), f"{name}: {tuple(x.shape)} -> {tuple(out.shape)}"
+    assert out.shape == (2, cout_of(name), *x.shape[2:]), f"{name}: {tuple(x.shape)} -> {tuple(out.shape)}"
     assert out.dtype == dtype and out.device == x.device
     assert bool(torch.isfinite(out).all())
 
@@ -77,7 +85,7 @@ def test_is_callable_as_model_y_physics(name):
     )
     net, x = build(name), rand(name, 3, (8, 8), 2)
     with torch.no_grad():
-        assert net(x, physics(3)).shape == (3, COUT, *x.shape[2:])
+        assert net(x, physics(3)).shape == (3, cout_of(name), *x.shape[2:])
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -78,6 +78,8 @@ def test_unet_variants_keep_shape(kw):
 
 def test_backbone_output_channels_and_registry():
     for name in BACKBONES:
+        if name == "ram":  # keeps the channel count (a residual on its input): tests/models/test_ram.py
+            continue
         net = build_backbone(name, 3, 1, {"widths": (4, 8)} if name == "drunet" else {"width": 4})
         size = (9, 7) if spatial_dims(name) == 2 else (5, 9, 7)  # volumes for 3-D backbones
         assert net(torch.rand(1, 3, *size)).shape == (1, 1, *size)
