@@ -227,7 +227,7 @@ def save_atomic(obj, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> Path:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=os.environ.get("SELFINV_DATA"))
+    ap.add_argument("--data", default=os.environ.get("SELFINV_DATA"), help="../shared/data (empty: the embedded photographs)")
     ap.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     ap.add_argument("--steps", type=int)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "pretrain")
