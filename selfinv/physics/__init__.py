@@ -14,6 +14,7 @@ from selfinv.physics.multicoil_mri import MultiCoilMRI
 from selfinv.physics.samplers import BernoulliMaskSampler, BlockMaskSampler, MRIMaskSampler
 from selfinv.physics.solvers import cg_dagger, total_variation, tv_reconstruct
 from selfinv.physics.tomography import Tomography
+from selfinv.physics.uv_coverage import EHT2017, uv_coverage
 
 #: every operator by config name (the CLI and the contract tests read this)
 OPERATORS: dict[str, type[LinearOperator]] = {
@@ -39,6 +40,7 @@ SAMPLERS = {
 }
 
 __all__ = [
+    "EHT2017",
     "KERNELS",
     "MRI",
     "OPERATORS",
@@ -76,4 +78,5 @@ __all__ = [
     "motion_kernel",
     "total_variation",
     "tv_reconstruct",
+    "uv_coverage",
 ]
