@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -38,6 +39,7 @@ from selfinv.data import MeasurementDataset, Normalization, read_image  # noqa: 
 from selfinv.data.readers import list_images  # noqa: E402
 from selfinv.engine.build import build_experiment  # noqa: E402
 from selfinv.engine.checkpoints import restore, restore_pretrained  # noqa: E402
+from selfinv.engine.data import build_test_set  # noqa: E402
 from selfinv.engine.evaluate import evaluate_dataset  # noqa: E402
 from selfinv.engine.physics_builders import build_noise, build_physics  # noqa: E402
 from selfinv.engine.train import train_experiment  # noqa: E402
@@ -96,8 +98,6 @@ def base_config(task: dict, out: Path) -> dict:
 
 
 def score(restored, cfg) -> dict:
-    from selfinv.engine.data import build_test_set
-
     ds = build_test_set(cfg, normalization=restored.normalization)
     ev = evaluate_dataset(restored.model, restored.loss, ds, 1.0, restored.device, batch_size=6, seed=0)
     s = ev.summary()
@@ -110,8 +110,6 @@ def run_one(kind: str, base: dict, n: int, out: Path) -> dict:
     if (folder / "result.json").exists():
         return json.loads((folder / "result.json").read_text())
     if folder.exists():
-        import shutil
-
         shutil.rmtree(folder)
     t0 = time.perf_counter()
     if kind == "finetuned":
@@ -206,8 +204,6 @@ def figure(summary: dict, out: Path, test_x: torch.Tensor) -> None:
     for r, key in enumerate(tasks):
         tdir = out / key
         cfg = parse_config(base_config(TASKS[key], tdir))
-        from selfinv.engine.data import build_test_set
-
         ds = build_test_set(cfg, normalization=Normalization(1.0, 0.0))
         y, op = ds.y[:1], ds.physics_template
         imgs = {"truth": test_x[:1], "A†y": op.A_dagger(y)}

@@ -23,7 +23,7 @@ from torch import nn
 from selfinv._checks import check_int
 from selfinv.models.unet import crop, from_real_output, pad_to_multiple, to_real_input
 
-__all__ = ["DRUNet", "noise_sigma"]
+__all__ = ["DRUNet", "noise_sigma", "per_sample_level"]
 
 
 def noise_sigma(physics) -> torch.Tensor | float:
@@ -35,6 +35,21 @@ def noise_sigma(physics) -> torch.Tensor | float:
     noise = getattr(physics, "noise", None)
     sigma = getattr(noise, "sigma", None)
     return 0.0 if sigma is None else sigma
+
+
+def per_sample_level(value, like: torch.Tensor, what: str) -> torch.Tensor:
+    """A noise level given as a number or a (B,)/(1,) real tensor, as a (B,) tensor of ``like``'s dtype and device;
+    anything else is a one-line ValueError starting with ``what``."""
+    b = like.shape[0]
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return torch.full((b,), float(value), dtype=like.dtype, device=like.device)
+    if isinstance(value, torch.Tensor) and not value.is_complex() and value.ndim <= 1:
+        t = value.to(device=like.device, dtype=like.dtype).reshape(-1)
+        t = t.expand(b) if t.shape[0] == 1 else t
+        if t.shape[0] != b:
+            raise ValueError(f"{what} has {t.shape[0]} values for a batch of {b}")
+        return t
+    raise ValueError(f"{what} must be a number or a (B,) real tensor, got {value!r}")
 
 
 class _ResBlock(nn.Module):
@@ -112,18 +127,7 @@ class DRUNet(nn.Module):
         self.tail = nn.Conv2d(widths[0], out_channels, 3, padding=1, bias=False)
 
     def _sigma_map(self, x: torch.Tensor, physics, sigma) -> torch.Tensor:
-        if sigma is None:
-            sigma = noise_sigma(physics)
-        if isinstance(sigma, numbers.Real) and not isinstance(sigma, bool):
-            s = torch.full((x.shape[0],), float(sigma), dtype=x.dtype, device=x.device)
-        elif isinstance(sigma, torch.Tensor) and not sigma.is_complex() and sigma.ndim <= 1:
-            s = sigma.to(device=x.device, dtype=x.dtype).reshape(-1)
-            if s.shape[0] == 1:
-                s = s.expand(x.shape[0])
-            if s.shape[0] != x.shape[0]:
-                raise ValueError(f"DRUNet: sigma has {s.shape[0]} values for a batch of {x.shape[0]}")
-        else:
-            raise ValueError(f"DRUNet: sigma must be a number or a (B,) real tensor, got {sigma!r}")
+        s = per_sample_level(noise_sigma(physics) if sigma is None else sigma, x, "DRUNet: sigma")
         return s[:, None, None, None].expand(x.shape[0], 1, *x.shape[-2:])
 
     def forward(self, x: torch.Tensor, physics=None, sigma: float | torch.Tensor | None = None) -> torch.Tensor:

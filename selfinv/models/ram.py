@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from selfinv._checks import check_int
-from selfinv.models.drunet import _ResBlock, noise_sigma
+from selfinv.models.drunet import _ResBlock, noise_sigma, per_sample_level
 from selfinv.models.unet import crop, pad_to_multiple
 from selfinv.physics.mri import channels_to_complex, complex_to_channels
 from selfinv.physics.solvers import estimate_lipschitz
@@ -64,19 +64,6 @@ def noise_gain(physics) -> torch.Tensor | float:
     """The Poisson gain of a physics object's noise (``Poisson``, ``PoissonGaussian``), else 0."""
     gain = getattr(getattr(physics, "noise", None), "gain", None)
     return 0.0 if gain is None else gain
-
-
-def _per_sample(v, like: torch.Tensor, what: str) -> torch.Tensor:
-    """A number or a (B,)/(1,) tensor as a (B,) tensor of like's dtype and device."""
-    if isinstance(v, numbers.Real) and not isinstance(v, bool):
-        return torch.full((like.shape[0],), float(v), dtype=like.dtype, device=like.device)
-    if isinstance(v, torch.Tensor) and not v.is_complex() and v.ndim <= 1:
-        t = v.to(device=like.device, dtype=like.dtype).reshape(-1)
-        if t.shape[0] == 1:
-            t = t.expand(like.shape[0])
-        if t.shape[0] == like.shape[0]:
-            return t
-    raise ValueError(f"RAM: the noise {what} must be a number or a (B,) real tensor for a batch of {like.shape[0]}, got {v!r}")
 
 
 class _Normal:
@@ -186,8 +173,9 @@ class RAM(nn.Module):
         r"""CG on :math:`(I + \gamma N) x = (1 + \gamma) b` from :math:`x = b`, :math:`\gamma = \tau^2/\tilde\sigma^2` per sample."""
         if self.prox_iterations == 0 or normal.physics is None:
             return b
-        gamma = (self.tau.to(b.dtype) / sigma) ** 2
-        g = gamma[:, None, None, None]
+        # a fixed number of steps, no early stop (unlike models.wrappers.conjugate_gradient): the pretrained weights
+        # were trained with exactly this map, and τ keeps a gradient even where the system is solved at once (A = I)
+        g = ((self.tau.to(b.dtype) / sigma) ** 2)[:, None, None, None]
         x = b
         r = (1 + g) * b - (x + g * normal(x))
         p = r
@@ -223,8 +211,8 @@ class RAM(nn.Module):
                 L = L.to(x.dtype).clamp_min(torch.finfo(x.dtype).tiny)
         normal = _Normal(physics, L, is_complex)
         root = L.sqrt()
-        sigma = (_per_sample(noise_sigma(physics), x, "sigma") / root).clamp_min(self.sigma_min)
-        gain = _per_sample(noise_gain(physics), x, "gain") / root
+        sigma = (per_sample_level(noise_sigma(physics), x, "RAM: the noise sigma") / root).clamp_min(self.sigma_min)
+        gain = per_sample_level(noise_gain(physics), x, "RAM: the noise gain") / root
         b = x / L[:, None, None, None]
         x0 = self._prox(b, normal, sigma)
         xp, pad = pad_to_multiple(x0, 2 ** (len(self.widths) - 1), "reflect")
