@@ -62,6 +62,7 @@ class Advice:
     transform_results: list[tuple[Transform, RankResult, bool]] = field(default_factory=list)
     transform_lines: list[str] = field(default_factory=list)
     verdicts: list[Verdict] = field(default_factory=list)
+    note: str | None = None  # the operator's own words on what it measures (its optional identifiability_note())
 
     @property
     def applicable(self) -> list[str]:
@@ -75,6 +76,8 @@ class Advice:
         lines = [f"Physics: {self.operator}; noise: {self.noise}."]
         if self.single is not None:
             lines.append(f"One operator: {self.single}.")
+        if self.note:
+            lines.append(self.note)
         if self.family is not None:
             lines.append(f"Operator family: {self.family}.")
         lines += self.transform_lines
@@ -120,7 +123,8 @@ def advise(
         desc = f"to be estimated from the measurements ({' or '.join(c.__name__ for c in _noise_classes(noise))})"
     else:
         desc = "none (noiseless)" if noise is None else repr(noise) + ("" if noise_known else ", parameters not trusted")
-    advice = Advice(name, desc, single, family)
+    note = getattr(op, "identifiability_note", None)  # an operator's own words on its coverage (radio interferometry)
+    advice = Advice(name, desc, single, family, note=note() if callable(note) else None)
 
     good_transforms = []
     for t in transforms or ():

@@ -200,7 +200,8 @@ def config_reference() -> str:
     out += _registry_section("the network", "model.backbone", BackboneConfig, BACKBONES,
                              "`in_channels`/`out_channels` follow the data (2 real channels per complex one).")
     out += _registry_section("the physics-aware wrapper", "model.wrapper", WrapperConfig, WRAPPERS,
-                             "`init` is `adjoint`, `pinv`, `fbp` or `none`.",
+                             "`init` is `adjoint`, `pinv`, `cg` (10 conjugate-gradient steps of least squares), "
+                             "`fbp` or `none`.",
                              synthetic={"none": "The backbone alone, applied to y.",
                                         "auto": "`none` for denoising, else `backprojection` (with `init: fbp` for "
                                                 "tomography)."})

@@ -62,7 +62,8 @@ class DataConfig(StrictModel):
         "embedded", description="embedded: photographs shipped with scikit-image; images: your ground-truth images "
         "(measurements are simulated from them); measurements: your measurements, no ground truth needed")
     images: list[str] | None = Field(None, description="embedded: image names (default: the training split); "
-                                     "'phantom' is the Shepp-Logan phantom")
+                                     "'phantom' is the Shepp-Logan phantom; black_holes, black_holes_test, "
+                                     "hubble_train, hubble_test are sky images (selfinv.data.sky)")
     test_images: list[str] | None = Field(None, description="embedded: image names for evaluation (default: the test split)")
     path: str | None = Field(None, description="images: a folder or glob pattern of ground-truth images. measurements: "
                              "a measurement set (.npz/.h5 holding y and per-sample parameters; a folder with y/ and "

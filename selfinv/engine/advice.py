@@ -91,8 +91,10 @@ def config_advice(cfg: Config, size: int | None = None, transforms: Sequence[Any
                     x_shape=tuple(x_shape), **({"n_operators": None} if fixed_family else {}))
     if fixed_family:
         family = f" with the measurement set's {sampler.batch_size} operators"
-    elif cfg.physics.sampler is not None:
+    elif sampler is not None:
         family = f" with per-sample operators ({cfg.physics.sampler.name})"
+    elif cfg.physics.sampler is not None:
+        family = f" with one fixed operator ({cfg.physics.sampler.name}: every draw the same)"
     else:
         family = ""
     return ConfigAdvice(cfg, advice, tuple(x_shape), family, estimated)

@@ -1,6 +1,6 @@
 r"""Ground-truth images and the measurements simulated from them (``data.source`` embedded or images).
 
-The embedded photographs (or the phantom), or the images of a folder, a glob pattern or one file, with the
+The embedded photographs (or the phantom, or the sky images of :data:`selfinv.data.sky.SKY_SETS`), or the images of a folder, a glob pattern or one file, with the
 normalisation ``data.normalization`` gives them (:func:`image_normalization`); :func:`simulate` draws the
 measurements once, with the config's operator (or sampler of operators) and noise, seeded from the config.
 """
@@ -33,18 +33,27 @@ class Simulation:
 
 def _embedded(names: Sequence[str], gray: bool) -> tuple[list[np.ndarray], list[str]]:
     from selfinv.data import embedded_images, phantom
+    from selfinv.data.sky import SKY_SETS, sky_set
 
-    imgs = []
+    imgs, out_names = [], []
     for name in names:
         if name == "phantom":
             img = phantom()
             imgs.append(img if gray else np.repeat(img, 3, axis=0))
+        elif name in SKY_SETS:  # sets of sky images (radio interferometry), one channel
+            if not gray:
+                raise ConfigError(f"config: data.images: the sky images {name!r} have one channel; set data.gray: true")
+            members = sky_set(name)
+            imgs += members
+            out_names += [f"{name}[{i}]" for i in range(len(members))] if len(members) > 1 else [name]
+            continue
         else:
             try:
                 imgs.append(embedded_images(gray=gray, names=[name])[0])
             except ValueError as e:
-                raise ConfigError(f"config: data.images: {e}") from None
-    return imgs, list(names)
+                raise ConfigError(f"config: data.images: {e}; or a set of sky images: {', '.join(SKY_SETS)}") from None
+        out_names.append(name)
+    return imgs, out_names
 
 
 def _read_folder(folder: str, max_images: int | None, where: str, key: str | None = None):

@@ -181,7 +181,8 @@ def build_sampler(sampler_cfg, img_shape: tuple[int, int, int], seed: int = 0, w
 
 def build_physics(cfg: Config, img_shape: tuple[int, int, int], noise=None):
     """``(operator, sampler)`` for images of ``img_shape`` (C, H, W): a fixed operator (sampler None) or a
-    sampler of per-sample operators with the operator it draws (one sample) as the template."""
+    sampler of per-sample operators with the operator it draws (one sample) as the template. A sampler whose draws
+    are all the same (``is_fixed``: a radio observation without random tracks) gives that one fixed operator."""
     pc = cfg.physics
     cls = OPERATORS[pc.name]
     if pc.sampler is not None:
@@ -195,6 +196,8 @@ def build_physics(cfg: Config, img_shape: tuple[int, int, int], noise=None):
                 f"config: physics.sampler {pc.sampler.name!r} draws {type(op).__name__} operators, not {pc.name} "
                 f"(choose a sampler of {cls.__name__} operators or another physics.name)"
             )
+        if getattr(sampler, "is_fixed", False):  # every draw is the same operator: the sampler describes one
+            return op, None
         return op, sampler
     params = {k: v for k, v in section_params(pc, ("name", "sampler")).items()}
     missing = [k for k, d in registry_fields("physics", cls).items() if d is ... and params.get(k) is None]
@@ -217,4 +220,3 @@ def fbp_init(y: torch.Tensor, physics) -> torch.Tensor:
     """``init: fbp`` of a wrapper: filtered back-projection (tomography), else the adjoint."""
     fbp = getattr(physics, "fbp", None)
     return fbp(y) if callable(fbp) else physics.A_adjoint(y)
-

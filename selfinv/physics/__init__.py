@@ -11,10 +11,12 @@ from selfinv.physics.inpainting import Inpainting
 from selfinv.physics.matrix import Matrix
 from selfinv.physics.mri import MRI, channels_to_complex, complex_to_channels, fft2c, ifft2c
 from selfinv.physics.multicoil_mri import MultiCoilMRI
+from selfinv.physics.radio import RadioInterferometry, uv_radians
+from selfinv.physics.radio_sampler import RadioObservationSampler
 from selfinv.physics.samplers import BernoulliMaskSampler, BlockMaskSampler, MRIMaskSampler
 from selfinv.physics.solvers import cg_dagger, total_variation, tv_reconstruct
 from selfinv.physics.tomography import Tomography
-from selfinv.physics.uv_coverage import EHT2017, uv_coverage
+from selfinv.physics.uv_coverage import ARRAYS, EHT2017, VLA_D, enu_to_ecef, uv_coverage
 
 #: every operator by config name (the CLI and the contract tests read this)
 OPERATORS: dict[str, type[LinearOperator]] = {
@@ -27,6 +29,7 @@ OPERATORS: dict[str, type[LinearOperator]] = {
     "blur": Blur,
     "compressed_sensing": CompressedSensing,
     "demosaicing": Demosaicing,
+    "radio_interferometry": RadioInterferometry,
     "matrix": Matrix,
     "measurement_mask": MeasurementMask,
 }
@@ -37,13 +40,16 @@ SAMPLERS = {
     "block_mask": BlockMaskSampler,
     "mri_mask": MRIMaskSampler,
     "blur_kernel": BlurKernelSampler,
+    "radio_observation": RadioObservationSampler,
 }
 
 __all__ = [
+    "ARRAYS",
     "EHT2017",
     "KERNELS",
     "MRI",
     "OPERATORS",
+    "VLA_D",
     "SAMPLERS",
     "Adjoint",
     "BernoulliMaskSampler",
@@ -61,6 +67,8 @@ __all__ = [
     "MeasurementMask",
     "MRIMaskSampler",
     "MultiCoilMRI",
+    "RadioInterferometry",
+    "RadioObservationSampler",
     "Scaled",
     "Sum",
     "Tomography",
@@ -70,6 +78,7 @@ __all__ = [
     "channels_to_complex",
     "complex_to_channels",
     "dct",
+    "enu_to_ecef",
     "espirit_maps",
     "fft2c",
     "gaussian_kernel",
@@ -79,4 +88,5 @@ __all__ = [
     "total_variation",
     "tv_reconstruct",
     "uv_coverage",
+    "uv_radians",
 ]

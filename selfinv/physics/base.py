@@ -99,6 +99,11 @@ class LinearOperator(PerSample):
         return self._normal(x)
 
     @property
+    def measurement_is_complex(self) -> bool | None:
+        """``is_complex`` of the measurements, where it differs from the images' (radio: real sky, complex visibilities)."""
+        return self.is_complex
+
+    @property
     def x_shape(self) -> tuple[int, ...] | None:
         """The per-sample input shape, e.g. (C, H, W), when the operator fixes it (from its mask, its image size or
         its matrix); None when it accepts inputs of any size (denoising, blur, demosaicing). Where an image has
@@ -224,12 +229,13 @@ class LinearOperator(PerSample):
             raise ValueError(f"{op}: {name} must be a torch.Tensor, got {type(t).__name__}")
         if t.ndim < 2:
             raise ValueError(f"{op}: {name} must be batched (B, ...), got shape {tuple(t.shape)}")
-        if self.is_complex is True and not t.is_complex():
+        kind = self.is_complex if name == "x" else self.measurement_is_complex
+        if kind is True and not t.is_complex():
             raise ValueError(
                 f"{op}: {name} must be complex ({name}.dtype is {t.dtype}); "
                 "convert 2-channel real data with selfinv.physics.channels_to_complex"
             )
-        if self.is_complex is False and t.is_complex():
+        if kind is False and t.is_complex():
             raise ValueError(
                 f"{op}: {name} must be real ({name}.dtype is {t.dtype}); "
                 "convert complex data with selfinv.physics.complex_to_channels"
@@ -252,13 +258,14 @@ class LinearOperator(PerSample):
 
 # ---------------------------------------------------------------------- the algebra
 class Adjoint(LinearOperator):
-    """The adjoint :math:`A^H` of an operator, as an operator (noiseless). Its ``x_shape`` is None: its input is a
-    measurement of the operator, whose shape the operator does not state."""
+    """The adjoint :math:`A^H` of an operator, as an operator (noiseless; ``x_shape`` None: its input is a measurement)."""
 
     def __init__(self, op: LinearOperator) -> None:
         super().__init__(noise=None)
         self.op = op
-        self.is_complex = op.is_complex
+        self.is_complex = op.measurement_is_complex
+
+    measurement_is_complex = property(lambda self: self.op.is_complex)  # the adjoint swaps the domains
 
     def _A(self, x):
         return self.op._A_adjoint(x)
@@ -295,6 +302,9 @@ class Compose(LinearOperator):
         kinds = [op.is_complex for op in reversed(flat) if op.is_complex is not None]
         self.is_complex = kinds[0] if kinds else None  # the input domain; every factor validates its own input
         self.ops = torch.nn.ModuleList([op.with_noise(None) for op in flat])
+
+    measurement_is_complex = property(lambda self: next((o.measurement_is_complex for o in self.ops
+                                                         if o.measurement_is_complex is not None), None))
 
     def _validate(self, t, name, check):
         if not isinstance(t, torch.Tensor):
@@ -365,6 +375,8 @@ class Sum(LinearOperator):
         self.ops = torch.nn.ModuleList(ops)
         self.is_complex = ops[0].is_complex
 
+    measurement_is_complex = property(lambda self: self.ops[0].measurement_is_complex)
+
     def _A(self, x):
         return sum(op.A(x) for op in self.ops)
 
@@ -393,6 +405,8 @@ class Scaled(LinearOperator):
         self.scalar = scalar
         self.is_complex = op.is_complex
         self.exact_dagger = op.exact_dagger and scalar != 0
+
+    measurement_is_complex = property(lambda self: self.op.measurement_is_complex)
 
     def _A(self, x):
         return self.scalar * self.op._A(x)

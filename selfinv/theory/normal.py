@@ -109,9 +109,12 @@ class _AveragedNormal:
 
 def _measurements(op: LinearOperator, x_shape, dtype) -> list[int]:
     """Measurements per operator sample: the entries of A x the operator really acquires (``op.acquired``: not
-    those a mask zero-fills)."""
-    y = op.A(torch.zeros(op.batch_size or 1, *x_shape, dtype=dtype, device=_device([op])))
-    return op.acquired(y).expand(y.shape).flatten(1).sum(1).tolist()
+    those a mask zero-fills), counted in the units of the image: a complex measurement of a real image (a
+    visibility of a sky) is two real numbers."""
+    x = torch.zeros(op.batch_size or 1, *x_shape, dtype=dtype, device=_device([op]))
+    y = op.A(x)
+    per_entry = 2 if y.is_complex() and not x.is_complex() else 1
+    return [per_entry * int(m) for m in op.acquired(y).expand(y.shape).flatten(1).sum(1).tolist()]
 
 
 def _count(eig: torch.Tensor, n: int, tol: float | None) -> tuple[int, float, float]:

@@ -180,6 +180,27 @@ def _subsampled_cs(b, per_sample, dtype, g):
     return op.subsample(split), torch.rand(b, 1, 4, 4, generator=g, dtype=dtype)
 
 
+def _radio(b, per_sample, dtype, g):
+    """Random (u, v) points in the band, one set per sample, with some visibilities flagged (weight 0)."""
+    from selfinv.physics import RadioInterferometry
+
+    n = b if per_sample else 1
+    uv = (torch.rand(n, 40, 2, generator=g, dtype=torch.float64) * 2 - 1) * 3.0
+    weights = (torch.rand(n, 40, generator=g, dtype=torch.float64) > 0.2) * (0.5 + torch.rand(n, 40, generator=g, dtype=torch.float64))
+    return RadioInterferometry(uv, (8, 9), weights, noise=_noise(b, per_sample, g)), torch.rand(b, 2, 8, 9, generator=g, dtype=dtype)
+
+
+def _radio_eht(b, per_sample, dtype, g):
+    """EHT 2017 tracks of random start and stations (RadioObservationSampler), or one fixed 12-hour track."""
+    from selfinv.physics import RadioObservationSampler
+
+    if per_sample:
+        op = RadioObservationSampler(12, "eht2017", fov=100e-6, duration=4.0, n_times=3, station_dropout=0.3)(b, generator=g)
+    else:
+        op = RadioObservationSampler(12, "eht2017", fov=100e-6, n_times=3)(1, generator=g)
+    return op.with_noise(_noise(b, per_sample, g)), torch.rand(b, 1, 12, 12, generator=g, dtype=dtype)
+
+
 def _composed(b, per_sample, dtype, g):
     from selfinv.physics import Inpainting
     from selfinv.physics.blur import Blur, gaussian_kernel
@@ -204,6 +225,8 @@ OPERATOR_CASES: dict[str, Case] = {
     "cs_gaussian": Case(_cs_gaussian, per_sample_params=False),
     "cs_structured": Case(_cs_structured, per_sample_params=False),
     "demosaicing": Case(_demosaicing, per_sample_params=False, shape_checked=False),  # any H, W
+    "radio_interferometry": Case(_radio, dagger_rtol=1e-6),
+    "radio_eht": Case(_radio_eht, dagger_rtol=1e-4),
     "matrix": Case(_matrix),
     "measurement_mask": Case(_measurement_mask),
     "subsampled_cs": Case(_subsampled_cs, dagger_rtol=1e-8),

@@ -17,7 +17,14 @@ import pytest
 import torch
 
 from selfinv.noise import Gaussian
-from selfinv.physics import SAMPLERS, BernoulliMaskSampler, BlockMaskSampler, BlurKernelSampler, MRIMaskSampler
+from selfinv.physics import (
+    SAMPLERS,
+    BernoulliMaskSampler,
+    BlockMaskSampler,
+    BlurKernelSampler,
+    MRIMaskSampler,
+    RadioObservationSampler,
+)
 from tests.helpers import gen
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -54,6 +61,9 @@ CASES: dict[str, Case] = {
     ),
     "blur_kernel": Case(lambda: BlurKernelSampler("gaussian", size=5), param="kernel"),
     "blur_kernel_motion": Case(lambda: BlurKernelSampler("motion", size=7), param="kernel"),
+    "radio_observation": Case(
+        lambda: RadioObservationSampler(32, "eht2017", duration=4.0, n_times=4, station_dropout=0.3), param="observation"
+    ),
 }
 NAMES = list(CASES)
 MASKS = [n for n in NAMES if CASES[n].fraction is not None]

@@ -68,3 +68,25 @@ def test_bad_input_is_a_one_line_error(kwargs, match):
     with pytest.raises(ValueError, match=match) as e:
         uv_coverage(**args)
     assert "\n" not in str(e.value)
+
+
+def test_enu_positions_convert_to_the_same_coverage():
+    """VLA D in local east-north-up metres about its centre (the exact inverse rotation) converts back to the ECEF
+    positions to a micrometre, and gives the same (u, v, w); a point 1 km north of (0°, 0°) is 1 km up the Z axis."""
+    from selfinv.physics.uv_coverage import VLA_D, enu_to_ecef
+
+    pos = torch.tensor(list(VLA_D.values()), dtype=torch.float64)
+    lat, lon, h = 34.0784, -107.6184, 2124.0
+    site = enu_to_ecef(torch.zeros(1, 3), lat, lon, h)[0]
+    axes = enu_to_ecef(torch.eye(3), lat, lon, h) - site  # rows: east, north, up in ECEF
+    enu = (pos - site) @ axes.T
+    assert torch.allclose(enu_to_ecef(enu, lat, lon, h), pos, rtol=0, atol=1e-6)
+    assert float(enu[:, 2].abs().max()) < 50  # a flat array: its antennas lie within metres of the local horizon
+    hours = torch.linspace(0, 6, 4)
+    a, va = uv_coverage(pos, 40.0, hours, 0.06)
+    b, vb = uv_coverage(enu_to_ecef(enu, lat, lon, h), 40.0, hours, 0.06)
+    assert torch.allclose(a, b, atol=1e-6) and torch.equal(va, vb)
+    north = enu_to_ecef(torch.tensor([[0.0, 1000.0, 0.0]]), 0.0, 0.0) - enu_to_ecef(torch.zeros(1, 3), 0.0, 0.0)
+    assert torch.allclose(north, torch.tensor([[0.0, 0.0, 1000.0]], dtype=torch.float64), atol=1e-9)
+    with pytest.raises(ValueError, match="latitude"):
+        enu_to_ecef(enu, 95.0, 0.0)
