@@ -176,9 +176,9 @@ class BackProjection(nn.Module):
             call: a mismatch raises ``ValueError``.
         init: ``"adjoint"`` (:math:`x_0 = A^H y`), ``"pinv"`` (:math:`x_0 = A^\dagger y`, by conjugate gradient
             for operators without a closed form, e.g. tomography: slow), ``"cg"`` (10 conjugate-gradient steps on
-            :math:`A^H A x = A^H y` from 0: least squares regularised by stopping early, the scale of
-            :math:`A^\dagger y` at a fraction of its cost; radio interferometry, whose :math:`A^H A` stacks the
-            redundant short baselines), ``"none"`` (:math:`x_0 = y`, for
+            :math:`A^H A x = A^H y` from 0, or the closed form where the operator has one: least squares
+            regularised by stopping early, the scale of :math:`A^\dagger y` at a fraction of its cost; radio
+            interferometry, whose :math:`A^H A` stacks the redundant short baselines), ``"none"`` (:math:`x_0 = y`, for
             denoising) or a callable ``(y, physics) -> x0`` (e.g. ``lambda y, p: p.fbp(y)`` for tomography).
 
     Works for every operator of :mod:`selfinv.physics` whose image is (B, C, H, W) (compressed sensing with a
