@@ -37,22 +37,21 @@ def _embedded(names: Sequence[str], gray: bool) -> tuple[list[np.ndarray], list[
 
     imgs, out_names = [], []
     for name in names:
-        if name == "phantom":
-            img = phantom()
-            imgs.append(img if gray else np.repeat(img, 3, axis=0))
-        elif name in SKY_SETS:  # sets of sky images (radio interferometry), one channel
+        if name in SKY_SETS:  # sets of sky images (radio interferometry), one channel
             if not gray:
                 raise ConfigError(f"config: data.images: the sky images {name!r} have one channel; set data.gray: true")
             members = sky_set(name)
-            imgs += members
             out_names += [f"{name}[{i}]" for i in range(len(members))] if len(members) > 1 else [name]
-            continue
+        elif name == "phantom":
+            members = [phantom() if gray else np.repeat(phantom(), 3, axis=0)]
+            out_names.append(name)
         else:
             try:
-                imgs.append(embedded_images(gray=gray, names=[name])[0])
+                members = embedded_images(gray=gray, names=[name])
             except ValueError as e:
                 raise ConfigError(f"config: data.images: {e}; or a set of sky images: {', '.join(SKY_SETS)}") from None
-        out_names.append(name)
+            out_names.append(name)
+        imgs += members
     return imgs, out_names
 
 

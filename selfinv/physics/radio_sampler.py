@@ -36,6 +36,7 @@ import torch
 from selfinv import _random
 from selfinv.noise import NoiseModel
 from selfinv.physics.radio import RadioInterferometry, uv_radians
+from selfinv.physics.samplers import _check_batch, _size
 from selfinv.physics.uv_coverage import ARRAYS, baselines, uv_coverage
 
 __all__ = ["SETUPS", "RadioObservationSampler"]
@@ -97,7 +98,7 @@ class RadioObservationSampler:
                  wavelength: float | tuple[float, float] | None = None,
                  hour_angle: tuple[float, float] | None = None, duration: float | None = None, n_times: int = 48,
                  station_dropout: float = 0.0, min_elevation: float = 10.0) -> None:
-        self.img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(int(s) for s in img_size)
+        self.img_size = _size(img_size, "RadioObservationSampler")
         if array not in ARRAYS:
             raise ValueError(f"RadioObservationSampler: array {array!r} is not one of {', '.join(ARRAYS)}")
         setup = SETUPS[array]
@@ -149,8 +150,7 @@ class RadioObservationSampler:
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """(B, T·S(S−1)/2, 3) float64: per visibility (u, v) in radians per pixel and its weight (0 or 1)."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"RadioObservationSampler: batch_size must be a positive int, got {batch_size!r}")
+        _check_batch(batch_size, "RadioObservationSampler")
         lo, hi = self.hour_angle
         u = _random.rand((batch_size, 3 + self.stations.shape[0]), generator=generator, dtype=torch.float64,
                          device=generator.device if generator is not None else torch.device("cpu")).cpu()
